@@ -1,0 +1,35 @@
+# Two commands do all the set-up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export RAY_USAGE_STATS_ENABLED ?= 0
+
+.PHONY: install run test test-fast bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip 2>/dev/null || true
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+## make run: install, then serve on the embedded defaults and drive the demo scenario (DEMO=0: serve only)
+run: $(STAMP)
+	$(VENV)/bin/flywheel up $(if $(filter 0,$(DEMO)),--no-demo,)
+
+## make test: install, then run the whole suite (unit, ledger on SQLite and PostgreSQL, integration on Ray)
+test: $(STAMP)
+	$(PY) -m pytest
+
+## make test-fast: everything that does not start Ray
+test-fast: $(STAMP)
+	$(PY) -m pytest --ignore=tests/integration
+
+bench: $(STAMP)
+	$(PY) benchmarks/serve_overhead.py
+
+clean:
+	rm -rf $(VENV) .flywheel .pytest_cache

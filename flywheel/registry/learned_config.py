@@ -1,0 +1,64 @@
+"""The learned config: everything a learner may change for one workflow.
+
+A version of it is what the registry stores and what routers decide with. Here
+it has a content-derived version id; MLflow versions come with the learning loop.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flywheel.workflows.spec import WorkflowSpec
+
+
+class RoutingConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: str = Field(default="softmax", description="Policy kind: softmax (fixed weights).")
+    weights: dict[str, float] = Field(description="Score of each arm.")
+    temperature: float = Field(default=1.0, gt=0, description="Softmax temperature (exploration).")
+    seed: int = Field(default=0, description="Seed of the per-run draw (same run, same choice).")
+
+
+class LearnedConfig(BaseModel):
+    """One version of a workflow's learned config."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    workflow: str = Field(description="Workflow this config belongs to.")
+    version: str = Field(default="", description="Version id; derived from the content when empty.")
+    thresholds: dict[str, float] = Field(description="Confidence threshold of each gate step.")
+    routing: RoutingConfig = Field(description="The routing policy's parameters.")
+    cost_weight: float = Field(ge=0, description="Reward lost per USD, as the router trades it.")
+
+    def content_hash(self) -> str:
+        body = self.model_dump(exclude={"version"})
+        return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
+
+    def with_version(self) -> "LearnedConfig":
+        """This config with its version set (content hash) if it had none."""
+        if self.version:
+            return self
+        return self.model_copy(update={"version": f"{self.workflow}@static-{self.content_hash()}"})
+
+
+def initial_config(spec: WorkflowSpec, seed: int = 0) -> LearnedConfig:
+    """The config a workflow starts from: its spec's thresholds and routing weights.
+
+    >>> from flywheel.workflows.loading import load_model
+    >>> spec = load_model("configs/workflows/ticket_triage.yaml", WorkflowSpec)
+    >>> cfg = initial_config(spec)
+    >>> cfg.thresholds, cfg.version.startswith("ticket_triage@static-")
+    ({'confidence': 0.7}, True)
+    """
+    return LearnedConfig(
+        workflow=spec.name,
+        thresholds=spec.gates,
+        routing=RoutingConfig(
+            weights=spec.routing.weights, temperature=spec.routing.temperature, seed=seed
+        ),
+        cost_weight=spec.objective.cost_weight,
+    ).with_version()

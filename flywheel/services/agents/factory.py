@@ -1,0 +1,16 @@
+"""Build an agent backend from its settings."""
+
+from __future__ import annotations
+
+from flywheel.services.agents.base import AgentBackend
+from flywheel.services.settings import AgentSettings, SimulatorSettings
+
+
+def make_backend(agent: AgentSettings, simulator: SimulatorSettings) -> AgentBackend:
+    if agent.backend == "sim":
+        from flywheel.learners.simulator import Environment, load_scenario
+        from flywheel.services.agents.sim import SimAgent
+
+        scenario = load_scenario(simulator.scenario, simulator.scenarios_dir)
+        return SimAgent(Environment(scenario), agent.model, simulator.latency_scale)
+    raise ValueError(f"backend: unknown agent backend {agent.backend!r}")

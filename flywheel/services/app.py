@@ -1,0 +1,58 @@
+"""Builders from config to a Serve application; a Serve config file can point here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from ray import serve
+from ray.serve import Application
+
+from flywheel.services.deployments.agent import AgentDeployment, agent_deployment_name
+from flywheel.services.deployments.ingress import ingress_deployment
+from flywheel.services.deployments.router import RouterDeployment
+from flywheel.services.runtime import load_workflows
+from flywheel.services.settings import AppSettings, settings_from
+from flywheel.workflows.loading import validate_data
+
+APP_NAME = "flywheel"
+
+
+def build_flywheel_app(settings: AppSettings) -> Application:
+    """The application: a FastAPI ingress, the router, one deployment per agent."""
+    settings = settings.absolute()
+    load_workflows(settings)  # fail here, at build, naming the file and field
+    dumped = settings.model_dump()
+    router = RouterDeployment.options(
+        ray_actor_options={"num_cpus": settings.serve.num_cpus}
+    ).bind(dumped)
+    agents = {
+        name: AgentDeployment.options(
+            name=agent_deployment_name(name),
+            num_replicas=a.replicas,
+            max_ongoing_requests=a.max_ongoing_requests,
+            ray_actor_options={"num_cpus": a.num_cpus},
+        ).bind(name, a.model_dump(), settings.simulator.model_dump())
+        for name, a in settings.agents.items()
+    }
+    return ingress_deployment(settings).bind(router, agents)
+
+
+def build_app(args: dict[str, Any] | None = None) -> Application:
+    """Serve's application builder: `args` may name a settings file (`config`) and override fields.
+
+    serve run flywheel.services.app:build_app config=configs/app.yaml
+    """
+    args = dict(args or {})
+    path = Path(args.pop("config", "configs/app.yaml"))
+    settings = settings_from(path)
+    if args:
+        merged = settings.model_dump() | args
+        settings = validate_data(merged, AppSettings, path)
+    return build_flywheel_app(settings)
+
+
+def run_app(settings: AppSettings, *, blocking: bool = False) -> None:
+    """Deploy the app on the connected Ray, with HTTP on the settings' host and port."""
+    serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
+    serve.run(build_flywheel_app(settings), name=APP_NAME, route_prefix="/", blocking=blocking)

@@ -1,0 +1,103 @@
+"""The ingress deployment: the FastAPI app, with routing local to each replica."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ray import serve
+
+from flywheel.registry.learned_config import LearnedConfig
+from flywheel.services.api import create_api
+from flywheel.services.deployments.agent import agent_deployment_name
+from flywheel.services.runtime import Runtime
+from flywheel.services.settings import AppSettings
+from flywheel.workflows.agent_io import AgentError, AgentRequest, AgentResult
+
+log = logging.getLogger("ray.serve")
+
+
+class ServeAgents:
+    """The AgentCaller over agent deployments' handles."""
+
+    def __init__(self, app_name: str, agents: list[str]):
+        self._handles = {
+            a: serve.get_deployment_handle(agent_deployment_name(a), app_name=app_name)
+            for a in agents
+        }
+
+    async def __call__(self, agent: str, request: AgentRequest) -> AgentResult:
+        result = await self._handles[agent].run.remote(request)
+        if isinstance(result, dict):
+            raise AgentError(result.get("error", "agent failed"))
+        return result
+
+
+class ConfigWatcher:
+    """Keeps a runtime's live configs equal to the router deployment's, by long-polling."""
+
+    def __init__(self, runtime: Runtime, app_name: str, timeout_s: float = 10.0):
+        self.runtime = runtime
+        self.router = serve.get_deployment_handle("router", app_name=app_name)
+        self.timeout_s = timeout_s
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def _loop(self) -> None:
+        while True:
+            try:
+                changed = await self.router.watch.remote(self.runtime.configs.versions(), self.timeout_s)
+                for c in changed:
+                    self.runtime.configs.apply(LearnedConfig.model_validate(c))
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the router restarting must not stop the replica serving
+                log.exception("config watch failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+
+
+def ingress_api_builder(settings: dict[str, Any]):
+    """The ASGI builder Serve evaluates on each ingress replica."""
+
+    def build():
+        app_settings = AppSettings.model_validate(settings)
+        app_name = serve.get_replica_context().app_name
+
+        async def factory() -> Runtime:
+            agents = ServeAgents(app_name, list(app_settings.agents))
+            runtime = await asyncio.to_thread(Runtime.from_settings, app_settings, agents)
+            watcher = ConfigWatcher(runtime, app_name)
+            watcher.start()
+            runtime.on_close(watcher.stop)
+            return runtime
+
+        return create_api(factory)
+
+    return build
+
+
+def ingress_deployment(settings: AppSettings):
+    """The ingress deployment class for these settings (made at build time, not import)."""
+
+    @serve.deployment(
+        name="ingress",
+        num_replicas=settings.serve.ingress_replicas,
+        max_ongoing_requests=settings.serve.ingress_max_ongoing_requests,
+        ray_actor_options={"num_cpus": settings.serve.num_cpus},
+    )
+    @serve.ingress(ingress_api_builder(settings.model_dump()))
+    class Ingress:
+        def __init__(self, router: Any, agents: dict[str, Any]):
+            # The handles are bound so Serve deploys the router and agents with this
+            # app; the API resolves them by name on the replica.
+            self.router = router
+            self.agents = agents
+
+    return Ingress

@@ -1,0 +1,98 @@
+"""The service's own config (configs/app.yaml): where state lives, which agents exist, how to serve."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from flywheel.workflows.loading import load_model, validate_data
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AgentSettings(_Model):
+    """One agent: a Serve deployment of its own, with the backend that answers for it."""
+
+    backend: Literal["sim"] = Field(
+        description="Agent backend. sim: a simulated model from the scenario (replay, vllm, openai come later)."
+    )
+    model: str = Field(description="Model behind the agent (for sim: a model of the scenario).")
+    replicas: int = Field(default=1, ge=1, description="Replicas of the agent's deployment.")
+    max_ongoing_requests: int = Field(default=64, ge=1, description="Concurrent requests per replica.")
+    num_cpus: float = Field(default=0.1, ge=0, description="CPUs reserved per replica.")
+
+
+class SimulatorSettings(_Model):
+    """The simulated environment that sim agents answer from."""
+
+    scenario: str = Field(default="stationary", description="Scenario name in scenarios_dir, or a path.")
+    scenarios_dir: str = Field(default="configs/scenarios", description="Folder of scenario YAML files.")
+    latency_scale: float = Field(
+        default=0.0,
+        ge=0,
+        description="Fraction of the simulated latency a sim agent really sleeps (0: answer at once).",
+    )
+
+
+class ServeSettings(_Model):
+    host: str = Field(default="127.0.0.1", description="Address the HTTP proxy binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port of the HTTP proxy.")
+    ingress_replicas: int = Field(default=1, ge=1, description="Replicas of the ingress deployment.")
+    ingress_max_ongoing_requests: int = Field(default=256, ge=1, description="Concurrent requests per ingress replica.")
+    num_cpus: float = Field(default=0.1, ge=0, description="CPUs reserved per ingress/router replica.")
+
+
+class AppSettings(_Model):
+    """Everything the service is started with."""
+
+    workflows_dir: str = Field(default="configs/workflows", description="Folder of workflow YAML files.")
+    database_url: str = Field(
+        default="sqlite:///.flywheel/ledger.db",
+        description="Ledger database URL; FLYWHEEL_DATABASE_URL overrides it.",
+    )
+    seed: int = Field(default=0, description="Seed of the routing draws (same run id, same choice).")
+    agents: dict[str, AgentSettings] = Field(description="Agents by name; workflows' arms name them.")
+    simulator: SimulatorSettings = Field(default_factory=SimulatorSettings, description="Sim agents' world.")
+    serve: ServeSettings = Field(default_factory=ServeSettings, description="How the app is served.")
+    ledger_batch: int = Field(default=256, ge=1, description="Most runs written in one ledger transaction.")
+
+    def resolved_database_url(self) -> str:
+        return os.environ.get("FLYWHEEL_DATABASE_URL") or self.database_url
+
+    def absolute(self, base: Path | None = None) -> "AppSettings":
+        """These settings with relative paths made absolute against `base` (default: cwd).
+
+        Serve replicas run in other processes and other folders; they get absolute paths.
+        """
+        base = Path(base or Path.cwd()).resolve()
+
+        def fix(p: str) -> str:
+            return str(p if Path(p).is_absolute() else base / p)
+
+        url = self.resolved_database_url()
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+            url = prefix + fix(url[len(prefix):])
+        sim = self.simulator.model_copy(update={"scenarios_dir": fix(self.simulator.scenarios_dir)})
+        return self.model_copy(
+            update={"workflows_dir": fix(self.workflows_dir), "database_url": url, "simulator": sim}
+        )
+
+
+def load_settings(path: str | Path = "configs/app.yaml") -> AppSettings:
+    """Read the app settings file (errors name the file, the field and the reason)."""
+    return load_model(path, AppSettings)
+
+
+def settings_from(data: "AppSettings | dict | str | Path") -> AppSettings:
+    """Settings from a model, a dict (validated) or a path to a YAML file."""
+    if isinstance(data, AppSettings):
+        return data
+    if isinstance(data, dict):
+        return validate_data(data, AppSettings, "<app settings>")
+    return load_settings(data)

@@ -1,0 +1,78 @@
+"""Group commit: concurrent callers' writes share one transaction, each caller waits for it.
+
+A run is acknowledged only after the transaction holding it commits, so nothing
+accepted is lost; under load, many runs share one commit instead of one each.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Callable, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class BatchWriter(Generic[T]):
+    """Collects items from concurrent coroutines and writes them with `write(items)` in a thread.
+
+    >>> import asyncio
+    >>> batches = []
+    >>> async def main():
+    ...     writer = BatchWriter(batches.append, max_batch=100)
+    ...     await asyncio.gather(*(writer.submit(i) for i in range(5)))
+    ...     await writer.close()
+    >>> asyncio.run(main())
+    >>> sorted(x for b in batches for x in b), len(batches) <= 5
+    ([0, 1, 2, 3, 4], True)
+    """
+
+    def __init__(self, write: Callable[[list[T]], None], max_batch: int = 256):
+        self.write = write
+        self.max_batch = max_batch
+        self._queue: asyncio.Queue[tuple[T, asyncio.Future[None]]] | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    def _ensure_started(self) -> asyncio.Queue[tuple[T, asyncio.Future[None]]]:
+        if self._queue is None:
+            self._queue = asyncio.Queue()
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+        return self._queue
+
+    async def submit(self, item: T) -> None:
+        """Queue `item` and return once it is committed (raises what the write raised)."""
+        queue = self._ensure_started()
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        queue.put_nowait((item, done))
+        await done
+
+    async def _drain(self) -> None:
+        assert self._queue is not None
+        stopping = False
+        while not stopping:
+            batch = [await self._queue.get()]
+            while len(batch) < self.max_batch and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            if batch[-1][1] is None:  # the sentinel close() queued last
+                batch.pop()
+                stopping = True
+            if not batch:
+                continue
+            try:
+                await asyncio.to_thread(self.write, [item for item, _ in batch])
+            except Exception as e:  # every waiter of this batch learns it failed
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_exception(e)
+            else:
+                for _, fut in batch:
+                    if not fut.done():
+                        fut.set_result(None)
+
+    async def close(self) -> None:
+        """Stop the drain task once everything queued is written."""
+        if self._task is None or self._queue is None:
+            return
+        self._queue.put_nowait((None, None))  # type: ignore[arg-type]
+        await self._task
+        self._task = None
+        self._queue = None

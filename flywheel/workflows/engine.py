@@ -1,0 +1,271 @@
+"""The step engine: executes a workflow's steps for one run.
+
+Orchestration is deterministic given the policy's choice and the agent's answer;
+the side effects (the agent call) go through an injected caller, and the engine
+returns the run as a RunRecord for the caller to write to the ledger in one go.
+No Ray, no MLflow: the engine is plain Python.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from flywheel.workflows.agent_io import AgentCaller, AgentError, AgentRequest
+from flywheel.workflows.inputs import features_of
+from flywheel.workflows.records import DecisionRecord, RunRecord, StepRecord
+from flywheel.workflows.routing import Policy
+from flywheel.workflows.spec import (
+    AgentStep,
+    FinishStep,
+    GateStep,
+    HumanStep,
+    RouteStep,
+    WorkflowSpec,
+)
+
+HumanVerdict = Literal["approve", "reject", "edit"]
+
+
+@dataclass(slots=True)
+class LiveConfig:
+    """What a run is decided with: the policy, the gates' thresholds and their version."""
+
+    version: str
+    policy: Policy
+    thresholds: dict[str, float]
+
+
+@dataclass(slots=True)
+class HumanDecision:
+    verdict: HumanVerdict
+    reviewer: str
+    answer: dict[str, Any] | None = None  # the edited answer, for "edit"
+    comment: str = ""
+
+
+@dataclass(slots=True)
+class _State:
+    """Durable state of a run in progress: what later steps need from earlier ones."""
+
+    arm: str | None = None
+    answer: dict[str, Any] | None = None
+    confidence: float | None = None
+    steps: list[StepRecord] = field(default_factory=list)
+
+
+class Engine:
+    """Runs one workflow's steps; one engine per workflow spec."""
+
+    def __init__(
+        self,
+        spec: WorkflowSpec,
+        agents: AgentCaller,
+        clock: Callable[[], float] = time.time,
+    ):
+        self.spec = spec
+        self.agents = agents
+        self.clock = clock
+
+    async def start(
+        self,
+        run_id: str,
+        data: dict[str, Any],
+        config: LiveConfig,
+        metadata: dict[str, str] | None = None,
+    ) -> RunRecord:
+        """Execute from the first step until the run finishes, fails or waits for a human."""
+        now = self.clock()
+        run = RunRecord(
+            run_id=run_id,
+            workflow=self.spec.name,
+            status="running",
+            input=data,
+            answer=None,
+            config_version=config.version,
+            created_at=now,
+            updated_at=now,
+            metadata=dict(metadata or {}),
+        )
+        state = _State()
+        await self._execute(run, state, self.spec.steps[0].id, config)
+        return run
+
+    async def resume(self, run: RunRecord, decision: HumanDecision) -> RunRecord:
+        """Continue a run that waits at a human step, with the human's decision.
+
+        Returns the updated run with only the steps this call executed; the caller
+        writes it with a compare-and-set on status "waiting" so it acts once.
+        """
+        if run.status != "waiting" or run.waiting_step is None:
+            raise ValueError(f"run {run.run_id} is {run.status}, not waiting for a human")
+        step = self.spec.step(run.waiting_step)
+        assert isinstance(step, HumanStep)
+        now = self.clock()
+        answer = run.answer
+        if decision.verdict == "edit":
+            answer = decision.answer
+        resumed = RunRecord(
+            run_id=run.run_id,
+            workflow=run.workflow,
+            status="running",
+            input=run.input,
+            answer=answer,
+            config_version=run.config_version,
+            created_at=run.created_at,
+            updated_at=now,
+            metadata=run.metadata,
+        )
+        state = _State(answer=answer)
+        seq = len(run.steps)
+        state.steps.append(
+            StepRecord(
+                run_id=run.run_id,
+                seq=seq,
+                step_id=step.id,
+                kind="human",
+                status="done",
+                output={
+                    "verdict": decision.verdict,
+                    "reviewer": decision.reviewer,
+                    "comment": decision.comment,
+                    "answer": answer,
+                },
+                started_at=now,
+                ended_at=now,
+            )
+        )
+        resumed.steps = state.steps
+        if decision.verdict == "reject":
+            resumed.status = "rejected"
+            return resumed
+        # A config is only needed by route/gate steps, which never follow a human step
+        # in a valid graph walk of a resumed run; pass the run's own version for logging.
+        await self._execute(
+            resumed, state, step.next or self.spec.next_of(step.id), None, seq_start=seq + 1
+        )
+        return resumed
+
+    async def _execute(
+        self,
+        run: RunRecord,
+        state: _State,
+        step_id: str | None,
+        config: LiveConfig | None,
+        seq_start: int = 0,
+    ) -> None:
+        run.steps = state.steps  # appended to in place as steps execute
+        seq = seq_start
+        visited = 0
+        while step_id is not None:
+            visited += 1
+            if visited > 4 * len(self.spec.steps):
+                raise RuntimeError(f"workflow {self.spec.name}: step graph loops at {step_id!r}")
+            step = self.spec.step(step_id)
+            started = self.clock()
+            output: dict[str, Any]
+            status = "done"
+            next_id: str | None
+            if isinstance(step, RouteStep):
+                if config is None:
+                    raise RuntimeError(f"step {step.id!r}: a route step needs a live config")
+                x = features_of(self.spec, run.input)
+                choice = config.policy.decide(x, key=run.run_id, arms=step.arms)
+                state.arm = choice.arm
+                run.decision = DecisionRecord(
+                    run_id=run.run_id,
+                    step_id=step.id,
+                    workflow=self.spec.name,
+                    arm=choice.arm,
+                    propensity=choice.propensity,
+                    scores=choice.scores,
+                    features=x,
+                    config_version=config.version,
+                    created_at=started,
+                )
+                output = {"arm": choice.arm, "propensity": choice.propensity}
+                next_id = step.next or self.spec.next_of(step.id)
+            elif isinstance(step, AgentStep):
+                if state.arm is None:
+                    raise RuntimeError(f"step {step.id!r}: no arm chosen before the agent step")
+                request = AgentRequest(
+                    workflow=self.spec.name,
+                    run_id=run.run_id,
+                    prompt=str(run.input.get(self.spec.prompt_field, "")),
+                    input=run.input,
+                    metadata=run.metadata,
+                )
+                try:
+                    result = await self.agents(state.arm, request)
+                except AgentError as e:
+                    output = {"agent": state.arm, "error": str(e)}
+                    state.steps.append(_step(run, seq, step, "failed", output, started, self.clock()))
+                    run.status = "failed"
+                    run.updated_at = self.clock()
+                    return
+                state.answer = result.answer
+                state.confidence = result.confidence
+                run.answer = result.answer
+                output = {
+                    "agent": state.arm,
+                    "model": result.model,
+                    "answer": result.answer,
+                    "confidence": result.confidence,
+                    "tokens_in": result.tokens_in,
+                    "tokens_out": result.tokens_out,
+                    "cost": result.cost,
+                    "latency_s": result.latency_s,
+                }
+                next_id = step.next or self.spec.next_of(step.id)
+            elif isinstance(step, GateStep):
+                if config is None:
+                    raise RuntimeError(f"step {step.id!r}: a gate step needs a live config")
+                threshold = config.thresholds.get(step.id, step.threshold)
+                confidence = state.confidence if state.confidence is not None else 0.0
+                passed = confidence >= threshold
+                output = {"confidence": confidence, "threshold": threshold, "passed": passed}
+                next_id = step.on_pass if passed else step.on_fail
+            elif isinstance(step, HumanStep):
+                output = {"answer": state.answer}
+                state.steps.append(_step(run, seq, step, "waiting", output, started, None))
+                run.status = "waiting"
+                run.waiting_step = step.id
+                run.updated_at = self.clock()
+                return
+            elif isinstance(step, FinishStep):
+                output = {"answer": state.answer}
+                state.steps.append(_step(run, seq, step, "done", output, started, self.clock()))
+                run.status = "completed"
+                run.answer = state.answer
+                run.waiting_step = None
+                run.updated_at = self.clock()
+                return
+            else:  # pragma: no cover - the discriminated union is exhaustive
+                raise TypeError(f"unknown step {step!r}")
+            state.steps.append(_step(run, seq, step, status, output, started, self.clock()))
+            seq += 1
+            step_id = next_id
+        run.status = "completed"
+        run.updated_at = self.clock()
+
+
+def _step(
+    run: RunRecord,
+    seq: int,
+    step: Any,
+    status: str,
+    output: dict[str, Any],
+    started: float,
+    ended: float | None,
+) -> StepRecord:
+    return StepRecord(
+        run_id=run.run_id,
+        seq=seq,
+        step_id=step.id,
+        kind=step.kind,
+        status=status,
+        output=output,
+        started_at=started,
+        ended_at=ended,
+    )

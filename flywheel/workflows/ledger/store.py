@@ -1,0 +1,196 @@
+"""The ledger: SQL storage of runs, steps, decisions, outcomes and the audit trail.
+
+Every method is synchronous, opens its own connection and transaction, and
+takes and returns the plain records of :mod:`flywheel.workflows.records`; no
+ORM object leaves. A :class:`Ledger` is safe to share between threads (callers
+run its methods through ``asyncio.to_thread``) and between processes on the
+same database: the guarantees (compare-and-set resumes, idempotent outcomes,
+one audit chain) come from the database, not from in-process locks. On SQLite
+one in-process lock also queues this process's writers, which is cheaper than
+SQLite's busy-wait between them.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+
+from sqlalchemy import Connection, Engine
+
+from flywheel.workflows.ledger import audit as audit_trail
+from flywheel.workflows.ledger import migrate
+from flywheel.workflows.ledger import outcomes as outcome_log
+from flywheel.workflows.ledger import runs as run_log
+from flywheel.workflows.ledger.engine import (
+    create_ledger_engine,
+    read_transaction,
+    write_transaction,
+)
+from flywheel.workflows.records import (
+    AuditEntry,
+    OutcomeEvent,
+    OutcomeReport,
+    RunRecord,
+    RunView,
+    StoredOutcome,
+    WorkflowStats,
+)
+
+DATABASE_URL_ENV = "FLYWHEEL_DATABASE_URL"
+"""Environment variable whose value, when set, is the ledger's database URL."""
+
+
+class Ledger:
+    """Runs, outcomes and the audit trail in SQLite or PostgreSQL.
+
+    >>> ledger = Ledger("sqlite://")  # in memory, for the example
+    >>> ledger.dialect
+    'sqlite'
+    >>> ledger.dispose()
+    """
+
+    def __init__(self, url: str, *, echo: bool = False) -> None:
+        """Connect lazily to ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``).
+
+        For a SQLite file the parent directory is created.
+        """
+        self._engine: Engine = create_ledger_engine(url, echo=echo)
+        self._audit_lock = threading.Lock()
+        self._sqlite_write_lock = threading.Lock() if self.dialect == "sqlite" else None
+
+    @classmethod
+    def from_env(cls, default_url: str) -> Ledger:
+        """A ledger on ``$FLYWHEEL_DATABASE_URL`` when set (and not empty), else on ``default_url``."""
+        return cls(os.environ.get(DATABASE_URL_ENV) or default_url)
+
+    @property
+    def dialect(self) -> str:
+        """The database's dialect name: ``sqlite`` or ``postgresql``."""
+        return self._engine.dialect.name
+
+    @property
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine (for migrations and tests; the API is the methods)."""
+        return self._engine
+
+    def upgrade(self) -> None:
+        """Migrate the schema to the newest revision; a no-op when it is current."""
+        with self._sqlite_writers():
+            migrate.upgrade(self._engine)
+
+    def dispose(self) -> None:
+        """Close the pooled connections."""
+        self._engine.dispose()
+
+    # -- runs -------------------------------------------------------------
+
+    def write_runs(self, runs: list[RunRecord]) -> None:
+        """Insert new runs or update known ones, with new steps and decisions: one transaction."""
+        if not runs:
+            return
+        with self._write() as connection:
+            run_log.write_runs(connection, runs)
+
+    def resume_run(self, run_id: str, *, expected_status: str, update: RunRecord) -> bool:
+        """Move the run from ``expected_status`` to ``update``'s state, exactly once.
+
+        Returns True, with ``update.steps`` (and its decision, if any) stored in
+        the same transaction, when the run was in ``expected_status``; False,
+        changing nothing, when it was not (or does not exist).
+        """
+        with self._write() as connection:
+            return run_log.resume_run(connection, run_id, expected_status, update)
+
+    def get_run(self, run_id: str) -> RunView | None:
+        """The run with its steps (by seq), decision and outcomes (by position); None if unknown."""
+        with read_transaction(self._engine) as connection:
+            found = run_log.get_run(connection, run_id)
+        if found is None:
+            return None
+        record, stored = found
+        return RunView(run=record, outcomes=stored)
+
+    def run_exists(self, run_ids: list[str]) -> dict[str, tuple[str, float, float]]:
+        """For the ids that exist: run_id -> (workflow, agent cost, agent latency_s)."""
+        if not run_ids:
+            return {}
+        with read_transaction(self._engine) as connection:
+            return run_log.run_facts(connection, run_ids)
+
+    # -- outcomes ---------------------------------------------------------
+
+    def record_outcomes(
+        self,
+        events: list[OutcomeEvent],
+        reward_of: Callable[[str, OutcomeEvent, float, float], float],
+    ) -> OutcomeReport:
+        """Store the new events with their rewards; count duplicates, list rejections.
+
+        ``reward_of(workflow, event, agent_cost, agent_latency_s)`` gives the
+        reward. Committed before returning. See
+        :func:`flywheel.workflows.ledger.outcomes.record_outcomes` for the rules.
+        """
+        if not events:
+            return OutcomeReport()
+        with self._write() as connection:
+            return outcome_log.record_outcomes(connection, events, reward_of)
+
+    def outcomes_after(
+        self, position: int, *, workflow: str | None = None, limit: int = 1000
+    ) -> list[StoredOutcome]:
+        """Outcomes with a position above ``position`` (of ``workflow`` if given), oldest first."""
+        with read_transaction(self._engine) as connection:
+            return outcome_log.outcomes_after(connection, position, workflow, limit)
+
+    def workflow_stats(self, workflow: str) -> WorkflowStats:
+        """Runs, waiting runs, outcomes, mean reward and route shares of ``workflow``."""
+        with read_transaction(self._engine) as connection:
+            return outcome_log.workflow_stats(connection, workflow)
+
+    # -- audit ------------------------------------------------------------
+
+    def append_audit(
+        self,
+        *,
+        actor: str,
+        action: str,
+        subject: str,
+        before: str | None,
+        after: str | None,
+        reason: str,
+    ) -> AuditEntry:
+        """Append a hash-chained entry to the audit trail and return it."""
+        with self._audit_lock, self._write() as connection:
+            return audit_trail.append(
+                connection,
+                actor=actor,
+                action=action,
+                subject=subject,
+                before=before,
+                after=after,
+                reason=reason,
+            )
+
+    def audit_entries(self) -> list[AuditEntry]:
+        """The whole audit trail, oldest first."""
+        with read_transaction(self._engine) as connection:
+            return audit_trail.entries(connection)
+
+    def verify_audit(self) -> list[str]:
+        """Problems in the audit trail, each naming an entry id; [] when intact."""
+        return audit_trail.verify(self.audit_entries())
+
+    # -- helpers ----------------------------------------------------------
+
+    def _sqlite_writers(self) -> threading.Lock | nullcontext[None]:
+        return self._sqlite_write_lock if self._sqlite_write_lock is not None else nullcontext()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self._sqlite_writers(), write_transaction(self._engine) as connection:
+            yield connection
+
+    def __repr__(self) -> str:
+        return f"Ledger({self._engine.url.render_as_string(hide_password=True)!r})"

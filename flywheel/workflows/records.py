@@ -1,0 +1,136 @@
+"""Plain typed records that cross the ledger's boundary (no ORM objects leak out)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+RunStatus = Literal["running", "waiting", "completed", "rejected", "failed"]
+
+
+@dataclass(slots=True)
+class StepRecord:
+    """One executed step of a run."""
+
+    run_id: str
+    seq: int  # 0, 1, 2 ... in execution order within the run
+    step_id: str
+    kind: str  # route | agent | gate | human | finish
+    status: str  # done | waiting | failed
+    output: dict[str, Any]
+    started_at: float  # unix seconds
+    ended_at: float | None
+
+
+@dataclass(slots=True)
+class DecisionRecord:
+    """One routing choice, with what it saw and how likely it was."""
+
+    run_id: str
+    step_id: str
+    workflow: str
+    arm: str
+    propensity: float
+    scores: dict[str, float]  # every arm's score
+    features: dict[str, Any]  # what the router saw
+    config_version: str
+    created_at: float
+
+
+@dataclass(slots=True)
+class RunRecord:
+    """A run as written to the ledger: the run row, its new steps and its decision."""
+
+    run_id: str
+    workflow: str
+    status: RunStatus
+    input: dict[str, Any]
+    answer: dict[str, Any] | None
+    config_version: str
+    created_at: float
+    updated_at: float
+    metadata: dict[str, str] = field(default_factory=dict)
+    waiting_step: str | None = None  # the human step a waiting run waits at
+    steps: list[StepRecord] = field(default_factory=list)
+    decision: DecisionRecord | None = None
+
+
+@dataclass(slots=True)
+class OutcomeEvent:
+    """Feedback on a run, as posted; idempotent by event_id."""
+
+    event_id: str
+    run_id: str
+    success: bool | None = None
+    quality: float | None = None  # 0..1
+    cost: float | None = None  # USD; None: the agent's reported cost
+    latency_s: float | None = None  # None: the agent's reported latency
+    human_override: bool = False
+    source: str = "service"
+    occurred_at: float | None = None
+
+
+@dataclass(slots=True)
+class StoredOutcome:
+    """An outcome as the ledger holds it, with its position and reward."""
+
+    position: int  # monotonically increasing id, for learners to resume from
+    event_id: str
+    run_id: str
+    workflow: str
+    success: bool | None
+    quality: float | None
+    cost: float | None
+    latency_s: float | None
+    human_override: bool
+    source: str
+    reward: float
+    received_at: float
+
+
+@dataclass(slots=True)
+class Rejection:
+    event_id: str
+    reason: str
+
+
+@dataclass(slots=True)
+class OutcomeReport:
+    """What happened to a batch of outcome events."""
+
+    new: int = 0
+    duplicate: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    new_positions: list[int] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class RunView:
+    """A run read back with its steps, decision and outcomes."""
+
+    run: RunRecord
+    outcomes: list[StoredOutcome]
+
+
+@dataclass(slots=True)
+class WorkflowStats:
+    workflow: str
+    runs: int
+    waiting: int
+    outcomes: int
+    mean_reward: float | None
+    route_shares: dict[str, float]
+
+
+@dataclass(slots=True)
+class AuditEntry:
+    id: int
+    at: float
+    actor: str
+    action: str
+    subject: str
+    before: str | None
+    after: str | None
+    reason: str
+    prev_hash: str
+    hash: str

@@ -1,0 +1,55 @@
+"""One Ray, and one Flywheel app on Serve, for the whole integration session."""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import httpx
+import pytest
+
+from flywheel.services.settings import load_settings
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def ray_session():
+    import ray
+    from ray import serve
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    yield
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def serve_settings(tmp_path_factory):
+    db = tmp_path_factory.mktemp("serve") / "ledger.db"
+    base = load_settings("configs/app.yaml")
+    serve_cfg = base.serve.model_copy(update={"port": _free_port()})
+    sim = base.simulator.model_copy(update={"latency_scale": 0.0})
+    return base.model_copy(update={"database_url": f"sqlite:///{db}", "serve": serve_cfg, "simulator": sim})
+
+
+@pytest.fixture(scope="session")
+def flywheel_url(ray_session, serve_settings):
+    from flywheel.services.app import run_app
+
+    run_app(serve_settings)
+    url = f"http://{serve_settings.serve.host}:{serve_settings.serve.port}"
+    with httpx.Client(base_url=url, timeout=30) as c:
+        assert c.get("/v1/health").status_code == 200
+    return url
+
+
+@pytest.fixture
+def client(flywheel_url):
+    with httpx.Client(base_url=flywheel_url, timeout=30) as c:
+        yield c
