@@ -1,8 +1,9 @@
 """What the whole routed path costs over a bare Serve deployment, measured in one run.
 
-Two applications on one local Ray: a bare FastAPI echo deployment, and Flywheel
+Applications on one local Ray: a bare FastAPI echo deployment; Flywheel
 (ingress with local routing, a sim agent deployment answering at once, the
-SQLite ledger with group commit). For each: p50/p99 of sequential requests, and
+SQLite ledger with group commit); and Flywheel with its agents placed in the
+ingress replica (`placement: ingress`, one hop fewer). For each: p50/p99 of sequential requests, and
 requests/s with 16 concurrent clients. Rounds alternate between the two so
 machine noise hits both alike; the figures are the medians over rounds.
 
@@ -146,6 +147,16 @@ def deploy(port: int, db_dir: str) -> None:
     )
     os.chdir(ROOT)
     serve.run(build_flywheel_app(settings), name="flywheel", route_prefix="/")
+    # The same app with the agents placed in the ingress replica: one hop fewer.
+    inline = settings.model_copy(
+        update={
+            "database_url": f"sqlite:///{db_dir}/ledger_inline.db",
+            "agents": {
+                n: a.model_copy(update={"placement": "ingress"}) for n, a in settings.agents.items()
+            },
+        }
+    )
+    serve.run(build_flywheel_app(inline), name="flywheel_inline", route_prefix="/inline")
 
 
 def main() -> int:
@@ -163,7 +174,11 @@ def main() -> int:
     from ray import serve
 
     ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=False)
-    paths = {"echo": "/echo/", "routed": "/v1/workflows/ticket_triage/runs"}
+    paths = {
+        "echo": "/echo/",
+        "routed": "/v1/workflows/ticket_triage/runs",
+        "inline": "/inline/v1/workflows/ticket_triage/runs",
+    }
     res: dict[str, dict[str, list[float]]] = {k: {"p50": [], "p99": [], "rps": []} for k in paths}
     try:
         with tempfile.TemporaryDirectory() as db_dir:
@@ -176,9 +191,8 @@ def main() -> int:
                 for name, path in paths.items():
                     res[name]["rps"].append(concurrent(args.port, path, args.clients, args.seconds))
                 print(
-                    f"round {r + 1}: echo p50 {res['echo']['p50'][-1]:.2f} ms, routed p50 "
-                    f"{res['routed']['p50'][-1]:.2f} ms; echo {res['echo']['rps'][-1]:.0f} req/s, "
-                    f"routed {res['routed']['rps'][-1]:.0f} req/s",
+                    f"round {r + 1}: "
+                    + ", ".join(f"{k} p50 {res[k]['p50'][-1]:.2f} ms {res[k]['rps'][-1]:.0f} req/s" for k in paths),
                     file=sys.stderr,
                 )
     finally:
@@ -195,6 +209,10 @@ def main() -> int:
         "echo_rps": round(med["echo"]["rps"], 1),
         "routed_rps": round(med["routed"]["rps"], 1),
         "rps_ratio": round(med["routed"]["rps"] / med["echo"]["rps"], 3),
+        "inline_p50_ms": round(med["inline"]["p50"], 3),
+        "inline_p50_ratio": round(med["inline"]["p50"] / med["echo"]["p50"], 3),
+        "inline_rps": round(med["inline"]["rps"], 1),
+        "inline_rps_ratio": round(med["inline"]["rps"] / med["echo"]["rps"], 3),
         "targets": {"p50_ratio": "<= 1.3", "rps_ratio": ">= 0.8"},
         "rounds": args.rounds,
         "sequential_requests": args.requests,
@@ -207,7 +225,8 @@ def main() -> int:
     print(f"\n{'path':<8} {'p50 ms':>8} {'p99 ms':>8} {'req/s @' + str(args.clients):>12}")
     for k in paths:
         print(f"{k:<8} {med[k]['p50']:>8.2f} {med[k]['p99']:>8.2f} {med[k]['rps']:>12.0f}")
-    print(f"ratio    p50 {out['p50_ratio']:.2f} (target <= 1.3)   req/s {out['rps_ratio']:.2f} (target >= 0.8)")
+    print(f"routed/echo: p50 {out['p50_ratio']:.2f} (target <= 1.3), req/s {out['rps_ratio']:.2f} (target >= 0.8)")
+    print(f"inline/echo: p50 {out['inline_p50_ratio']:.2f}, req/s {out['inline_rps_ratio']:.2f}  (agents in the ingress replica)")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -19,7 +19,8 @@ APP_NAME = "flywheel"
 
 
 def build_flywheel_app(settings: AppSettings) -> Application:
-    """The application: a FastAPI ingress, the router, one deployment per agent."""
+    """The application: a FastAPI ingress, the router, one deployment per agent
+    (agents placed in the ingress run inside its replicas instead)."""
     settings = settings.absolute()
     load_workflows(settings)  # fail here, at build, naming the file and field
     dumped = settings.model_dump()
@@ -34,6 +35,7 @@ def build_flywheel_app(settings: AppSettings) -> Application:
             ray_actor_options={"num_cpus": a.num_cpus},
         ).bind(name, a.model_dump(), settings.simulator.model_dump())
         for name, a in settings.agents.items()
+        if a.placement == "deployment"
     }
     return ingress_deployment(settings).bind(router, agents)
 

@@ -50,15 +50,15 @@ class Conflict(RuntimeError):
 
 def load_workflows(settings: AppSettings) -> dict[str, WorkflowSpec]:
     """Every workflow of the settings' folder, checked against the configured agents."""
-    specs = {s.name: s for s in load_dir(settings.workflows_dir, WorkflowSpec).values()}
-    for spec in specs.values():
+    by_file = load_dir(settings.workflows_dir, WorkflowSpec)
+    for stem, spec in by_file.items():
         unknown = [a for a in spec.arms if a not in settings.agents]
         if unknown:
             raise ValueError(
-                f"{settings.workflows_dir}/{spec.name}.yaml: steps.route.arms: "
+                f"{settings.workflows_dir}/{stem}.yaml: steps.route.arms: "
                 f"no agent named {unknown} in the app settings' agents"
             )
-    return specs
+    return {spec.name: spec for spec in by_file.values()}
 
 
 class Runtime:
@@ -76,7 +76,7 @@ class Runtime:
         self.ledger = ledger
         self.configs = configs
         self.engines = {name: Engine(spec, agents) for name, spec in specs.items()}
-        self.writer: BatchWriter[RunRecord] = BatchWriter(ledger.write_runs, max_batch=ledger_batch)
+        self.writer: BatchWriter[RunRecord] = BatchWriter(ledger.insert_new_runs, max_batch=ledger_batch)
         self._on_close: list[Callable[[], Awaitable[None]]] = []
 
     def on_close(self, callback: Callable[[], Awaitable[None]]) -> None:

@@ -22,6 +22,14 @@ class AgentSettings(_Model):
         description="Agent backend. sim: a simulated model from the scenario (replay, vllm, openai come later)."
     )
     model: str = Field(description="Model behind the agent (for sim: a model of the scenario).")
+    placement: Literal["deployment", "ingress"] = Field(
+        default="deployment",
+        description=(
+            "deployment: a Serve deployment of its own (for backends that own models or GPUs); "
+            "ingress: in-process in each ingress replica, saving a hop (for backends that own "
+            "nothing: sim, replay, an HTTP client)."
+        ),
+    )
     replicas: int = Field(default=1, ge=1, description="Replicas of the agent's deployment.")
     max_ongoing_requests: int = Field(default=64, ge=1, description="Concurrent requests per replica.")
     num_cpus: float = Field(default=0.1, ge=0, description="CPUs reserved per replica.")

@@ -9,7 +9,9 @@ from typing import Any
 from ray import serve
 
 from flywheel.registry.learned_config import LearnedConfig
+from flywheel.services.agents import make_backend
 from flywheel.services.api import create_api
+from flywheel.services.local_agents import LocalAgents
 from flywheel.services.deployments.agent import agent_deployment_name
 from flywheel.services.runtime import Runtime
 from flywheel.services.settings import AppSettings
@@ -19,16 +21,24 @@ log = logging.getLogger("ray.serve")
 
 
 class ServeAgents:
-    """The AgentCaller over agent deployments' handles."""
+    """The AgentCaller over agent deployments' handles, and in-process backends for
+    agents placed in the ingress."""
 
-    def __init__(self, app_name: str, agents: list[str]):
+    def __init__(self, app_name: str, settings: AppSettings):
         self._handles = {
             a: serve.get_deployment_handle(agent_deployment_name(a), app_name=app_name)
-            for a in agents
+            for a, s in settings.agents.items()
+            if s.placement == "deployment"
         }
+        self._inline = LocalAgents(
+            {a: make_backend(s, settings.simulator) for a, s in settings.agents.items() if s.placement == "ingress"}
+        )
 
     async def __call__(self, agent: str, request: AgentRequest) -> AgentResult:
-        result = await self._handles[agent].run.remote(request)
+        handle = self._handles.get(agent)
+        if handle is None:
+            return await self._inline(agent, request)
+        result = await handle.run.remote(request)
         if isinstance(result, dict):
             raise AgentError(result.get("error", "agent failed"))
         return result
@@ -71,7 +81,7 @@ def ingress_api_builder(settings: dict[str, Any]):
         app_name = serve.get_replica_context().app_name
 
         async def factory() -> Runtime:
-            agents = ServeAgents(app_name, list(app_settings.agents))
+            agents = ServeAgents(app_name, app_settings)
             runtime = await asyncio.to_thread(Runtime.from_settings, app_settings, agents)
             watcher = ConfigWatcher(runtime, app_name)
             watcher.start()

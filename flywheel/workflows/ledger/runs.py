@@ -70,6 +70,22 @@ def write_runs(connection: Connection, records: Iterable[RunRecord]) -> None:
         connection.execute(decisions.insert(), decision_rows)
 
 
+def insert_new_runs(connection: Connection, records: Sequence[RunRecord]) -> None:
+    """Insert runs that are not stored yet, with their steps and decisions.
+
+    Plain INSERTs (no ON CONFLICT): SQLAlchemy caches their compiled form, which
+    the dialects' upsert constructs do not allow; this is the request path's write.
+    A run id already stored fails the whole transaction (IntegrityError).
+    """
+    connection.execute(runs.insert(), [_run_row(r) for r in records])
+    step_rows = [_step_row(step) for r in records for step in r.steps]
+    if step_rows:
+        connection.execute(steps.insert(), step_rows)
+    decision_rows = [_decision_row(r.decision) for r in records if r.decision is not None]
+    if decision_rows:
+        connection.execute(decisions.insert(), decision_rows)
+
+
 def insert_steps(connection: Connection, rows: list[dict[str, Any]]) -> None:
     """Insert step rows, skipping any whose (run_id, seq) is already stored."""
     if rows:

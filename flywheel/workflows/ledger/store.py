@@ -93,6 +93,16 @@ class Ledger:
         with self._write() as connection:
             run_log.write_runs(connection, runs)
 
+    def insert_new_runs(self, runs: list[RunRecord]) -> None:
+        """Store runs that are new, with their steps and decisions: one transaction.
+
+        The fast path for runs just started; `write_runs` also updates known runs.
+        """
+        if not runs:
+            return
+        with self._write() as connection:
+            run_log.insert_new_runs(connection, runs)
+
     def resume_run(self, run_id: str, *, expected_status: str, update: RunRecord) -> bool:
         """Move the run from ``expected_status`` to ``update``'s state, exactly once.
 
