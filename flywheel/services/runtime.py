@@ -78,6 +78,11 @@ class Runtime:
         self.engines = {name: Engine(spec, agents) for name, spec in specs.items()}
         self.writer: BatchWriter[RunRecord] = BatchWriter(ledger.insert_new_runs, max_batch=ledger_batch)
         self._on_close: list[Callable[[], Awaitable[None]]] = []
+        self._on_outcomes: list[Callable[[list[int]], object]] = []
+
+    def on_outcomes(self, callback: Callable[[list[int]], object]) -> None:
+        """Call `callback(positions)` after new outcomes are stored (e.g. to wake the learner)."""
+        self._on_outcomes.append(callback)
 
     def on_close(self, callback: Callable[[], Awaitable[None]]) -> None:
         """Run `callback` when the runtime closes (background tasks tied to it)."""
@@ -142,7 +147,11 @@ class Runtime:
         return updated
 
     async def post_outcomes(self, events: list[OutcomeEvent]) -> OutcomeReport:
-        return await asyncio.to_thread(self.ledger.record_outcomes, events, self._reward_of)
+        report = await asyncio.to_thread(self.ledger.record_outcomes, events, self._reward_of)
+        if report.new_positions:
+            for callback in self._on_outcomes:
+                callback(report.new_positions)
+        return report
 
     def _reward_of(
         self, workflow: str, event: OutcomeEvent, agent_cost: float, agent_latency_s: float

@@ -55,6 +55,25 @@ class ServeSettings(_Model):
     num_cpus: float = Field(default=0.1, ge=0, description="CPUs reserved per ingress/router replica.")
 
 
+class LearningSettings(_Model):
+    """The fast loop: learners update with every outcome and publish versions."""
+
+    enabled: bool = Field(default=True, description="Run the learner deployment.")
+    publish_every_outcomes: int = Field(
+        default=200, ge=1, description="Publish a new version after this many outcomes, when changed."
+    )
+    publish_every_s: float = Field(
+        default=10.0, gt=0, description="Publish a new version at least this often (seconds), when changed."
+    )
+    poll_s: float = Field(default=0.5, gt=0, description="How often the learner looks for outcomes it was not told of.")
+    n_bits: int = Field(default=14, ge=8, le=22, description="Hashed feature slots (2**n_bits) of the routing bandit.")
+    mlflow_tracking_uri: str = Field(
+        default="sqlite:///.flywheel/mlflow.db",
+        description="MLflow tracking and registry store; FLYWHEEL_MLFLOW_URI overrides it.",
+    )
+    mlflow_artifacts: str = Field(default=".flywheel/mlartifacts", description="Where version artifacts are stored.")
+
+
 class AppSettings(_Model):
     """Everything the service is started with."""
 
@@ -67,6 +86,7 @@ class AppSettings(_Model):
     agents: dict[str, AgentSettings] = Field(description="Agents by name; workflows' arms name them.")
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings, description="Sim agents' world.")
     serve: ServeSettings = Field(default_factory=ServeSettings, description="How the app is served.")
+    learning: LearningSettings = Field(default_factory=LearningSettings, description="The online learning loop.")
     ledger_batch: int = Field(default=256, ge=1, description="Most runs written in one ledger transaction.")
 
     def resolved_database_url(self) -> str:
@@ -87,8 +107,15 @@ class AppSettings(_Model):
         if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
             url = prefix + fix(url[len(prefix):])
         sim = self.simulator.model_copy(update={"scenarios_dir": fix(self.simulator.scenarios_dir)})
+        mlflow_uri = os.environ.get("FLYWHEEL_MLFLOW_URI") or self.learning.mlflow_tracking_uri
+        if mlflow_uri.startswith(prefix) and not mlflow_uri.startswith(prefix + "/"):
+            mlflow_uri = prefix + fix(mlflow_uri[len(prefix):])
+        learning = self.learning.model_copy(
+            update={"mlflow_tracking_uri": mlflow_uri, "mlflow_artifacts": fix(self.learning.mlflow_artifacts)}
+        )
         return self.model_copy(
-            update={"workflows_dir": fix(self.workflows_dir), "database_url": url, "simulator": sim}
+            update={"workflows_dir": fix(self.workflows_dir), "database_url": url, "simulator": sim,
+                    "learning": learning}
         )
 
 

@@ -134,3 +134,32 @@ class AuditEntry:
     reason: str
     prev_hash: str
     hash: str
+
+
+@dataclass(slots=True)
+class OutcomeJoin:
+    """An outcome joined with the decision it judges: what a learner needs, from the ledger."""
+
+    outcome: StoredOutcome
+    features: dict[str, Any] | None  # None: the run has no decision (nothing to learn for routing)
+    arm: str | None
+    propensity: float | None
+    config_version: str | None
+    confidence: float | None  # the agent's, None when the agent failed
+    agent_cost: float
+    agent_latency_s: float
+    gate_step: str | None
+    gate_passed: bool | None
+
+
+@dataclass(slots=True)
+class LearningEvent:
+    """Something a learner noticed, e.g. kind "drift" on an arm's reward."""
+
+    workflow: str
+    kind: str
+    arm: str | None
+    position: int  # ledger position of the outcome that revealed it
+    detail: dict[str, Any]
+    at: float = 0.0
+    id: int = 0

@@ -11,6 +11,10 @@ import pytest
 from flywheel.services.settings import load_settings
 
 
+PUBLISH_EVERY_OUTCOMES = 50
+PUBLISH_EVERY_S = 1.0
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -31,11 +35,23 @@ def ray_session():
 
 @pytest.fixture(scope="session")
 def serve_settings(tmp_path_factory):
-    db = tmp_path_factory.mktemp("serve") / "ledger.db"
+    root = tmp_path_factory.mktemp("serve")
     base = load_settings("configs/app.yaml")
     serve_cfg = base.serve.model_copy(update={"port": _free_port()})
     sim = base.simulator.model_copy(update={"latency_scale": 0.0})
-    return base.model_copy(update={"database_url": f"sqlite:///{db}", "serve": serve_cfg, "simulator": sim})
+    learning = base.learning.model_copy(
+        update={
+            "mlflow_tracking_uri": f"sqlite:///{root}/mlflow.db",
+            "mlflow_artifacts": str(root / "mlartifacts"),
+            "publish_every_outcomes": PUBLISH_EVERY_OUTCOMES,
+            "publish_every_s": PUBLISH_EVERY_S,
+            "poll_s": 0.2,
+        }
+    )
+    return base.model_copy(
+        update={"database_url": f"sqlite:///{root}/ledger.db", "serve": serve_cfg, "simulator": sim,
+                "learning": learning}
+    )
 
 
 @pytest.fixture(scope="session")

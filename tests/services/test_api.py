@@ -11,7 +11,9 @@ from tests import api_scenarios as scenarios
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     db = tmp_path_factory.mktemp("api") / "ledger.db"
-    settings = load_settings("configs/app.yaml").model_copy(update={"database_url": f"sqlite:///{db}"})
+    settings = load_settings("configs/app.yaml")
+    settings = settings.model_copy(update={"database_url": f"sqlite:///{db}",
+                                           "simulator": settings.simulator.model_copy(update={"latency_scale": 0.0})})
     with TestClient(local_api(settings)) as c:
         yield c
 

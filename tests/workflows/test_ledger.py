@@ -19,22 +19,22 @@ from sqlalchemy.exc import IntegrityError
 
 from flywheel.workflows.ledger import Ledger
 from flywheel.workflows.ledger import outcomes as outcome_log
-from flywheel.workflows.ledger.migrate import current_revision
+from flywheel.workflows.ledger.migrate import current_revision, head_revision
 from flywheel.workflows.ledger.tables import Base
 from flywheel.workflows.records import OutcomeEvent, RunRecord, RunView, StepRecord
 
-TABLES = {"runs", "steps", "decisions", "outcomes", "audit"}
+TABLES = {"runs", "steps", "decisions", "outcomes", "audit", "learning_events"}
 
 
 # -- schema -------------------------------------------------------------------
 
 
 def test_upgrade_is_idempotent_and_keeps_data(ledger: Ledger) -> None:
-    assert current_revision(ledger.engine) == "0001"
+    assert current_revision(ledger.engine) == head_revision() == "0002"
     ledger.write_runs([make_run("r1")])
     ledger.upgrade()
     ledger.upgrade()
-    assert current_revision(ledger.engine) == "0001"
+    assert current_revision(ledger.engine) == head_revision()
     view = ledger.get_run("r1")
     assert view is not None and view.run.run_id == "r1"
 

@@ -60,8 +60,8 @@ class ConfigWatcher:
         while True:
             try:
                 changed = await self.router.watch.remote(self.runtime.configs.versions(), self.timeout_s)
-                for c in changed:
-                    self.runtime.configs.apply(LearnedConfig.model_validate(c))
+                for config, state in changed:
+                    self.runtime.configs.apply(LearnedConfig.model_validate(config), state)
             except asyncio.CancelledError:
                 raise
             except Exception:  # the router restarting must not stop the replica serving
@@ -86,6 +86,10 @@ def ingress_api_builder(settings: dict[str, Any]):
             watcher = ConfigWatcher(runtime, app_name)
             watcher.start()
             runtime.on_close(watcher.stop)
+            if app_settings.learning.enabled:
+                learner = serve.get_deployment_handle("learner", app_name=app_name)
+                # Fire and forget: the learner reads the ledger; this only wakes it sooner.
+                runtime.on_outcomes(lambda positions: learner.notify.remote(positions))
             return runtime
 
         return create_api(factory)
@@ -104,10 +108,11 @@ def ingress_deployment(settings: AppSettings):
     )
     @serve.ingress(ingress_api_builder(settings.model_dump()))
     class Ingress:
-        def __init__(self, router: Any, agents: dict[str, Any]):
+        def __init__(self, router: Any, agents: dict[str, Any], learner: Any = None):
             # The handles are bound so Serve deploys the router and agents with this
             # app; the API resolves them by name on the replica.
             self.router = router
             self.agents = agents
+            self.learner = learner
 
     return Ingress

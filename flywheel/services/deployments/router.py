@@ -17,35 +17,52 @@ from flywheel.services.runtime import load_workflows
 from flywheel.services.settings import AppSettings
 
 
+def _starting_configs(app: AppSettings) -> dict[str, tuple[LearnedConfig, bytes | None]]:
+    """Each workflow's champion from the registry, or its spec's initial config."""
+    specs = load_workflows(app)
+    configs: dict[str, tuple[LearnedConfig, bytes | None]] = {
+        name: (initial_config(spec, seed=app.seed), None) for name, spec in specs.items()
+    }
+    if app.learning.enabled:
+        from flywheel.registry.mlflow_registry import MlflowRegistry
+
+        registry = MlflowRegistry(app.learning.mlflow_tracking_uri, app.learning.mlflow_artifacts)
+        for name in specs:
+            champion = registry.champion(name)
+            if champion is not None:
+                configs[name] = (champion.config, champion.policy_state)
+    return configs
+
+
 @serve.deployment(name="router")
 class RouterDeployment:
-    def __init__(self, settings: dict[str, Any]):
+    async def __init__(self, settings: dict[str, Any]):
         app = AppSettings.model_validate(settings)
-        specs = load_workflows(app)
-        self._configs: dict[str, LearnedConfig] = {
-            name: initial_config(spec, seed=app.seed) for name, spec in specs.items()
-        }
+        self._configs = await asyncio.to_thread(_starting_configs, app)
         self._changed = asyncio.Condition()
 
     def versions(self) -> dict[str, str]:
-        return {wf: c.version for wf, c in self._configs.items()}
+        return {wf: c.version for wf, (c, _) in self._configs.items()}
 
-    async def publish(self, config: dict[str, Any]) -> str:
-        """Make a learned config live for its workflow; returns its version."""
+    async def publish(self, config: dict[str, Any], state: bytes | None = None) -> str:
+        """Make a learned config (and its policy state) live for its workflow; returns its version."""
         cfg = LearnedConfig.model_validate(config).with_version()
         if cfg.workflow not in self._configs:
             raise ValueError(f"workflow: unknown workflow {cfg.workflow!r}")
         async with self._changed:
-            self._configs[cfg.workflow] = cfg
+            self._configs[cfg.workflow] = (cfg, state)
             self._changed.notify_all()
         return cfg.version
 
-    async def watch(self, known: dict[str, str], timeout_s: float = 10.0) -> list[dict[str, Any]]:
-        """The configs whose live version differs from `known`; waits up to timeout_s for one."""
+    async def watch(self, known: dict[str, str], timeout_s: float = 10.0) -> list[tuple[dict[str, Any], bytes | None]]:
+        """(config, policy state) of the workflows whose live version differs from `known`;
+        waits up to timeout_s for one."""
 
-        def changed() -> list[dict[str, Any]]:
+        def changed() -> list[tuple[dict[str, Any], bytes | None]]:
             return [
-                c.model_dump() for wf, c in self._configs.items() if known.get(wf) != c.version
+                (c.model_dump(), state)
+                for wf, (c, state) in self._configs.items()
+                if known.get(wf) != c.version
             ]
 
         async with self._changed:

@@ -65,3 +65,12 @@ def current_revision(engine: Engine) -> str | None:
     """The revision the database is at (None before the first upgrade)."""
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()
+
+
+def head_revision() -> str:
+    """The newest revision of the ledger's migrations."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head

@@ -123,6 +123,11 @@ def outcomes_after(
     return [stored_outcome(row) for row in rows]
 
 
+def last_position(connection: Connection) -> int:
+    """The highest outcome position stored, 0 when there is none."""
+    return int(connection.execute(select(func.max(outcomes.c.position))).scalar() or 0)
+
+
 def workflow_stats(connection: Connection, workflow: str) -> WorkflowStats:
     """Counts, mean reward and route shares of ``workflow``: three aggregate queries."""
     runs_count, waiting = count_runs(connection, workflow)

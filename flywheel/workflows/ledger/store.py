@@ -20,6 +20,7 @@ from contextlib import contextmanager, nullcontext
 from sqlalchemy import Connection, Engine
 
 from flywheel.workflows.ledger import audit as audit_trail
+from flywheel.workflows.ledger import learning as learning_log
 from flywheel.workflows.ledger import migrate
 from flywheel.workflows.ledger import outcomes as outcome_log
 from flywheel.workflows.ledger import runs as run_log
@@ -29,6 +30,8 @@ from flywheel.workflows.ledger.engine import (
     write_transaction,
 )
 from flywheel.workflows.records import (
+    LearningEvent,
+    OutcomeJoin,
     AuditEntry,
     OutcomeEvent,
     OutcomeReport,
@@ -153,6 +156,28 @@ class Ledger:
         """Outcomes with a position above ``position`` (of ``workflow`` if given), oldest first."""
         with read_transaction(self._engine) as connection:
             return outcome_log.outcomes_after(connection, position, workflow, limit)
+
+    def joined_outcomes_after(
+        self, position: int, *, workflow: str | None = None, limit: int = 1000
+    ) -> list[OutcomeJoin]:
+        """Outcomes after ``position``, each joined with its run's decision, agent and gate steps."""
+        with read_transaction(self._engine) as connection:
+            return learning_log.joined_outcomes_after(connection, position, workflow, limit)
+
+    def record_learning_events(self, events: list[LearningEvent]) -> None:
+        """Append what the learners noticed (drifts), as evidence for the next version."""
+        if events:
+            with self._write() as connection:
+                learning_log.record_events(connection, events)
+
+    def learning_events(self, workflow: str, after_id: int = 0) -> list[LearningEvent]:
+        with read_transaction(self._engine) as connection:
+            return learning_log.events_of(connection, workflow, after_id)
+
+    def last_position(self) -> int:
+        """The highest outcome position stored (0 when none)."""
+        with read_transaction(self._engine) as connection:
+            return outcome_log.last_position(connection)
 
     def workflow_stats(self, workflow: str) -> WorkflowStats:
         """Runs, waiting runs, outcomes, mean reward and route shares of ``workflow``."""

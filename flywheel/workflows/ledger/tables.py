@@ -147,8 +147,24 @@ class AuditRow(Base):
     hash: Mapped[str] = mapped_column(String(64))
 
 
+class LearningEventRow(Base):
+    """Something the learners noticed (a drift on an arm's reward), kept as evidence."""
+
+    __tablename__ = "learning_events"
+    __table_args__ = (Index("ix_learning_events_workflow_id", "workflow", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[float] = mapped_column(Double)
+    workflow: Mapped[str] = mapped_column(String)
+    kind: Mapped[str] = mapped_column(String)
+    arm: Mapped[str | None] = mapped_column(String, nullable=True)
+    position: Mapped[int] = mapped_column(Integer)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
 runs = cast(Table, RunRow.__table__)
 steps = cast(Table, StepRow.__table__)
 decisions = cast(Table, DecisionRow.__table__)
 outcomes = cast(Table, OutcomeRow.__table__)
 audit = cast(Table, AuditRow.__table__)
+learning_events = cast(Table, LearningEventRow.__table__)

@@ -1,0 +1,126 @@
+"""How fast the routing learner learns and decides, in one process.
+
+- updates/s: learner updates from already featurized decisions, in mini-batches
+  (`learn_many`) and one at a time (`learn_featurized`), 4 arms;
+- decide p50/p99: one routing decision for 11 arms on a 1,000-character prompt,
+  featurization included, as the ingress makes it.
+Baseline in the same run: River's LogisticRegression learn_one on the same
+features as dicts (what a per-event River model costs here).
+
+    python benchmarks/learner_throughput.py
+
+Writes benchmarks/results/learner_throughput.json (updates_per_s, decide_p99_us, ...).
+"""
+
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from flywheel.learners.features import HashedFeaturizer  # noqa: E402
+from flywheel.learners.linear_bandit import LinearBandit  # noqa: E402
+
+WORDS = (
+    "refund invoice charge twice card payment error crash login password reset parcel delivery late "
+    "missing account locked upgrade plan enterprise api timeout latency report forecast quarter revenue "
+    "summary analysis customer churn region growth margin the a to of and in my is it for on with"
+).split()
+
+
+def prompt(rng: random.Random, chars: int) -> str:
+    out = []
+    while sum(len(w) + 1 for w in out) < chars:
+        out.append(rng.choice(WORDS) + (str(rng.randint(0, 99)) if rng.random() < 0.2 else ""))
+    return " ".join(out)[:chars]
+
+
+def main() -> int:
+    rng = random.Random(0)
+    fields = ["product", "customer_tier", "channel"]
+    featurizer = HashedFeaturizer(fields=fields, n_bits=14)
+    arms4 = ["fast", "balanced", "strong", "frontier"]
+    xs = [
+        {"product": rng.choice(["billing", "technical"]), "customer_tier": "pro", "channel": "email",
+         "prompt": prompt(rng, rng.randint(100, 600))}
+        for _ in range(20000)
+    ]
+    feats = [featurizer.transform_one(x) for x in xs]
+    arms = [rng.choice(arms4) for _ in xs]
+    quality = [float(rng.random() < 0.7) for _ in xs]
+    cost = [0.001 * (1 + arms4.index(a)) for a in arms]
+
+    bandit = LinearBandit(arms4, featurizer, cost_weight=20.0, seed=0)
+    batch = 500
+    t = time.perf_counter()
+    for i in range(0, len(feats), batch):
+        bandit.learn_many(feats[i:i + batch], arms[i:i + batch], quality[i:i + batch], cost[i:i + batch])
+    many_rate = len(feats) / (time.perf_counter() - t)
+
+    one = LinearBandit(arms4, featurizer, cost_weight=20.0, seed=0)
+    n_one = 5000
+    t = time.perf_counter()
+    for f, a, q, c in zip(feats[:n_one], arms[:n_one], quality[:n_one], cost[:n_one]):
+        one.learn_featurized(f, a, q, c)
+    one_rate = n_one / (time.perf_counter() - t)
+
+    from river import linear_model
+
+    river_model = linear_model.LogisticRegression()
+    dict_feats = [dict(zip(f[0].tolist(), f[1].tolist())) for f in feats[:n_one]]
+    t = time.perf_counter()
+    for x, q in zip(dict_feats, quality[:n_one]):
+        river_model.learn_one(x, bool(q))
+    river_rate = n_one / (time.perf_counter() - t)
+
+    arms11 = [f"model-{i}" for i in range(11)]
+    router = LinearBandit(arms11, featurizer, cost_weight=20.0, seed=0)
+    train = [(x, rng.choice(arms11)) for x in xs[:3000]]
+    router.learn_many([featurizer.transform_one(x) for x, _ in train], [a for _, a in train],
+                      [1.0] * len(train), [0.001] * len(train))
+    probes = [{"product": "billing", "customer_tier": "pro", "channel": "chat", "prompt": prompt(rng, 1000)}
+              for _ in range(200)]
+    for i in range(500):  # warm up
+        router.decide(probes[i % len(probes)], key=f"w{i}")
+    lat = []
+    for i in range(5000):
+        x = probes[i % len(probes)]
+        t = time.perf_counter()
+        router.decide(x, key=str(i))
+        lat.append((time.perf_counter() - t) * 1e6)
+    lat.sort()
+    p50, p99 = statistics.median(lat), lat[int(0.99 * (len(lat) - 1))]
+
+    out = {
+        "updates_per_s": round(many_rate),
+        "updates_per_s_one_at_a_time": round(one_rate),
+        "river_logreg_learn_one_per_s": round(river_rate),
+        "decide_p50_us": round(p50, 1),
+        "decide_p99_us": round(p99, 1),
+        "targets": {"updates_per_s": ">= 50000", "decide_p99_us": "<= 200"},
+        "arms_decide": 11,
+        "prompt_chars": 1000,
+        "batch": batch,
+        "n_bits": featurizer.n_bits,
+        "cpus": os.cpu_count(),
+    }
+    print(f"{'measure':<40} {'value':>12}")
+    print(f"{'updates/s, learn_many (batch ' + str(batch) + ')':<40} {many_rate:>12,.0f}   (target >= 50,000)")
+    print(f"{'updates/s, one at a time':<40} {one_rate:>12,.0f}")
+    print(f"{'River LogisticRegression learn_one/s':<40} {river_rate:>12,.0f}   (baseline, 1 model)")
+    print(f"{'decide p50 us (11 arms, 1,000 chars)':<40} {p50:>12.1f}")
+    print(f"{'decide p99 us (11 arms, 1,000 chars)':<40} {p99:>12.1f}   (target <= 200)")
+    path = ROOT / "benchmarks/results/learner_throughput.json"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""Everything one workflow learns, composed: routing, gate thresholds, drift.
+
+- `bandit`: a LinearBandit over the workflow's arms on its features (the
+  workflow objective's cost and latency weights, relative to its quality weight);
+- `thresholds`: a ThresholdLearner per gate step, aiming at the spec's
+  `max_unattended_error_rate` within its `threshold_bounds`;
+- `drift`: a DriftMonitor (ADWIN per arm) on each outcome's reward under the
+  workflow objective. A drift on an arm raises exploration to `drift_epsilon`
+  for `drift_events` updates and restores that arm's learning rate, so the
+  router re-learns the arm (and its rivals) quickly.
+
+A failed run (the agent gave no answer: `confidence is None`) teaches the
+router that the arm scored 0 there, while the router still predicts the arm
+above `failure_floor` on that input: enough to route around an arm that is down,
+without burying it under every failed probe of a long outage. The arm's cost
+and latency means stay as they were (a failed call says nothing about what an
+answer costs). An arm that answers again after `down_after` failures in a row
+is back: that is a drift too (detector "availability"), since its value is
+unknown again. A drift that lowers an arm's reward (or an arm coming back)
+raises exploration and restores the arm's learning rate; one that raises it only
+restores the learning rate (routing away from an arm's weak spots raises its
+mean reward too, which is no reason to explore).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any, Mapping
+
+from flywheel.learners.drift import DriftEvent, DriftMonitor
+from flywheel.learners.examples import LearningExample
+from flywheel.learners.features import HashedFeaturizer
+from flywheel.learners.linear_bandit import LinearBandit
+from flywheel.learners.threshold import ThresholdLearner
+from flywheel.workflows.reward import reward
+from flywheel.workflows.routing import Choice
+from flywheel.workflows.spec import WorkflowSpec
+
+WINDOW = 500  # outcomes per arm (and overall) behind the "recent" means of evidence()
+
+
+class WorkflowLearner:
+    """One workflow's learners: decide with the bandit, learn from each outcome once.
+
+    `bandit`, `threshold` and `detector` are extra keyword arguments of the
+    LinearBandit, of every ThresholdLearner and of the DriftMonitor. Parameters
+    are stored as given, except two whose names the service API gives to other
+    things: the attribute `bandit` is the LinearBandit built from the `bandit`
+    argument, and `drift_events` lists the drifts seen (the argument is how many
+    updates a drift's exploration lasts). `_get_params()` returns all as given.
+
+    >>> from flywheel.workflows.loading import load_model
+    >>> spec = load_model("configs/workflows/ticket_triage.yaml", WorkflowSpec)
+    >>> learner = WorkflowLearner(spec, seed=1)
+    >>> x = {"product": "billing", "customer_tier": "pro", "channel": "chat", "prompt": "refund please"}
+    >>> for i in range(400):
+    ...     choice = learner.decide(x, key=f"run-{i}")
+    ...     good = choice.arm == "fast"
+    ...     _ = learner.learn(LearningExample(x, choice.arm, choice.propensity, quality=float(good),
+    ...                       cost=0.0, latency_s=0.5, confidence=0.9 if good else 0.4, correct=good,
+    ...                       gate="confidence"))
+    >>> learner.decide(x, key="next").arm, learner.n_updates
+    ('fast', 400)
+    >>> sorted(learner.evidence())[:4]
+    ['drift_events', 'exploration', 'human_share.confidence', 'outcomes']
+    """
+
+    def __init__(
+        self,
+        spec: WorkflowSpec,
+        *,
+        seed: int = 0,
+        bandit: dict[str, Any] | None = None,
+        threshold: dict[str, Any] | None = None,
+        drift_epsilon: float = 0.3,
+        drift_events: int = 1000,
+        detector: dict[str, Any] | None = None,
+        n_bits: int = 14,
+        bigrams: bool = True,
+        down_after: int = 3,
+        failure_floor: float = 0.1,
+    ):
+        self.spec = spec
+        self.seed = seed
+        self.threshold = threshold
+        self.drift_epsilon = drift_epsilon
+        self._drift_updates = drift_events  # the attribute `drift_events` lists the drifts seen
+        self.n_bits = n_bits
+        self.bigrams = bigrams
+        self.down_after = down_after
+        self.failure_floor = failure_floor
+        self._bandit_params = bandit
+        self.detector = detector
+        obj = spec.objective
+        scale = obj.quality_weight if obj.quality_weight > 0 else 1.0  # the bandit predicts quality
+        featurizer = HashedFeaturizer(
+            fields=spec.features.fields,
+            n_bits=n_bits,
+            prompt_key="prompt" if spec.features.prompt else None,
+            bigrams=bigrams,
+        )
+        self.bandit = LinearBandit(
+            spec.arms,
+            featurizer,
+            cost_weight=obj.cost_weight / scale,
+            latency_weight=obj.latency_weight / scale,
+            seed=seed,
+            **(bandit or {}),
+        )
+        bounds = spec.targets.threshold_bounds
+        self.thresholds: dict[str, ThresholdLearner] = {
+            gate: ThresholdLearner(
+                **{
+                    "threshold": initial,
+                    "target_error_rate": spec.targets.max_unattended_error_rate,
+                    "low": bounds.low,
+                    "high": bounds.high,
+                    **(threshold or {}),
+                }
+            )
+            for gate, initial in spec.gates.items()
+        }
+        self.drift = DriftMonitor(**(detector or {}))
+        self._events: list[DriftEvent] = []
+        self._fails: dict[str, int] = {}
+        self._n = 0
+        self._reward_sum = 0.0
+        self._recent: deque[float] = deque(maxlen=WINDOW)
+        self._recent_arm: dict[str, deque[float]] = {}
+
+    def _get_params(self) -> dict[str, Any]:
+        return {
+            "spec": self.spec,
+            "seed": self.seed,
+            "bandit": self._bandit_params,
+            "threshold": self.threshold,
+            "drift_epsilon": self.drift_epsilon,
+            "drift_events": self._drift_updates,
+            "detector": self.detector,
+            "n_bits": self.n_bits,
+            "bigrams": self.bigrams,
+            "down_after": self.down_after,
+            "failure_floor": self.failure_floor,
+        }
+
+    # -- deciding ------------------------------------------------------------
+
+    def decide(self, x: Mapping[str, Any], key: str) -> Choice:
+        """The routing choice for features x (the run id as key): the bandit's, over the spec's arms."""
+        return self.bandit.decide(x, key, self.spec.arms)
+
+    def thresholds_now(self) -> dict[str, float]:
+        """Each gate's current threshold, by gate step id."""
+        return {gate: t.predict_one() for gate, t in self.thresholds.items()}
+
+    # -- learning ------------------------------------------------------------
+
+    def learn(self, ex: LearningExample) -> list[DriftEvent]:
+        """Learn from one run's outcome (each outcome once); returns the drifts it revealed."""
+        arm = ex.arm
+        if ex.confidence is None:  # the agent failed: no answer
+            self._fails[arm] = self._fails.get(arm, 0) + 1
+            if self.bandit.predict_one(ex.x).get(arm, 1.0) > self.failure_floor:
+                stats = self.bandit.arm_stats().get(arm, {})
+                self.bandit.learn_one(
+                    ex.x, arm, ex.quality, stats.get("cost", 0.0), stats.get("latency_s", 0.0), ex.propensity
+                )
+        else:
+            self.bandit.learn_one(ex.x, arm, ex.quality, ex.cost, ex.latency_s, ex.propensity)
+        if ex.gate is not None and ex.confidence is not None and ex.correct is not None:
+            gate = self.thresholds.get(ex.gate)
+            if gate is not None:
+                gate.learn_one(ex.confidence, ex.correct)
+        r = reward(
+            self.spec.objective,
+            quality=ex.quality,
+            cost=ex.cost,
+            latency_s=ex.latency_s,
+            human_override=ex.human_override,
+        )
+        found: list[DriftEvent] = []
+        if ex.confidence is not None and self._fails.get(arm, 0) >= self.down_after:
+            found.append(
+                DriftEvent(
+                    arm=arm,
+                    at_update=self.drift.n_updates + 1,
+                    arm_updates=0,
+                    mean_before=0.0,
+                    mean_after=r,
+                    detector="availability",
+                )
+            )
+        if ex.confidence is not None:
+            self._fails[arm] = 0
+        if self.drift.update(arm, r):
+            found.append(self.drift.events[-1])
+        for event in found:
+            if event.mean_after < event.mean_before or event.detector == "availability":
+                self.bandit.boost_exploration(self.drift_epsilon, self._drift_updates, arm=event.arm)
+            else:  # the arm got better: learn it afresh, without exploring more
+                self.bandit.boost_exploration(0.0, 0, arm=event.arm)
+        self._events.extend(found)
+        self._n += 1
+        self._reward_sum += r
+        self._recent.append(r)
+        self._recent_arm.setdefault(arm, deque(maxlen=WINDOW)).append(r)
+        return found
+
+    # -- inspection ----------------------------------------------------------
+
+    @property
+    def n_updates(self) -> int:
+        """Outcomes learned from."""
+        return self._n
+
+    @property
+    def drift_events(self) -> list[DriftEvent]:
+        """Every drift seen, in order."""
+        return list(self._events)
+
+    def evidence(self) -> dict[str, float]:
+        """Flat figures for a version's evidence (MLflow metrics)."""
+        out: dict[str, float] = {
+            "outcomes": float(self._n),
+            "reward_mean": self._reward_sum / self._n if self._n else 0.0,
+            "reward_mean_recent": sum(self._recent) / len(self._recent) if self._recent else 0.0,
+            "drift_events": float(len(self._events)),
+            "exploration": float(self.bandit.exploration),
+        }
+        for arm, rewards in self._recent_arm.items():
+            out[f"reward_mean.{arm}"] = sum(rewards) / len(rewards)
+            out[f"outcomes_recent.{arm}"] = float(len(rewards))
+        for gate, t in self.thresholds.items():
+            out[f"threshold.{gate}"] = t.predict_one()
+            out[f"unattended_error.{gate}"] = t.error_rate()
+            out[f"human_share.{gate}"] = t.human_share()
+        return out
+
+    def __repr__(self) -> str:
+        return f"WorkflowLearner(spec={self.spec.name!r}, seed={self.seed}, n_updates={self._n})"
