@@ -158,5 +158,6 @@ class DemoDriver:
             st = r.json()
             shares = " ".join(f"{a} {p:.0%}" for a, p in st["route_shares"].items())
             reward = "-" if st["mean_reward"] is None else f"{st['mean_reward']:.3f}"
-            parts.append(f"{wf}: {st['runs']} runs, reward {reward}, routes [{shares}]")
+            version = st["config_version"].split("@")[-1]
+            parts.append(f"{wf} {version}: {st['runs']} runs, reward {reward}, routes [{shares}]")
         console.print(f"[{elapsed:5.0f}s] " + " | ".join(parts), markup=False, soft_wrap=True)

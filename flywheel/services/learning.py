@@ -11,7 +11,7 @@ from __future__ import annotations
 import pickle
 import time
 from dataclasses import dataclass
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from flywheel.learners.examples import LearningExample
 from flywheel.learners.workflow_learner import WorkflowLearner
@@ -22,6 +22,9 @@ from flywheel.workflows.ledger import Ledger
 from flywheel.workflows.records import LearningEvent, OutcomeJoin
 from flywheel.workflows.reward import outcome_quality
 from flywheel.workflows.spec import WorkflowSpec
+
+if TYPE_CHECKING:
+    from flywheel.services.settings import AppSettings
 
 
 @dataclass(slots=True)
@@ -84,6 +87,26 @@ class LearningLoop:
         self._last_publish: dict[str, float] = {}
         for name in specs:
             self._fresh(name)
+
+    @classmethod
+    def from_settings(cls, settings: "AppSettings") -> "LearningLoop":
+        """The loop of these settings, restored from the registry's champions."""
+        from flywheel.services.runtime import load_workflows
+
+        learning = settings.learning
+        ledger = Ledger(settings.resolved_database_url())
+        ledger.upgrade()
+        loop = cls(
+            load_workflows(settings),
+            ledger,
+            MlflowRegistry(learning.mlflow_tracking_uri, learning.mlflow_artifacts),
+            seed=settings.seed,
+            n_bits=learning.n_bits,
+            publish_every_outcomes=learning.publish_every_outcomes,
+            publish_every_s=learning.publish_every_s,
+        )
+        loop.restore()
+        return loop
 
     def _fresh(self, workflow: str) -> None:
         self.learners[workflow] = WorkflowLearner(

@@ -18,15 +18,18 @@ from flywheel.services.settings import load_settings
 
 @pytest.fixture(scope="module")
 def url(tmp_path_factory):
-    db = tmp_path_factory.mktemp("demo") / "ledger.db"
+    root = tmp_path_factory.mktemp("demo")
     settings = load_settings("configs/app.yaml")
+    learning = settings.learning.model_copy(update={
+        "mlflow_tracking_uri": f"sqlite:///{root}/mlflow.db", "mlflow_artifacts": str(root / "art"),
+        "publish_every_outcomes": 50, "publish_every_s": 0.5, "poll_s": 0.1})
     settings = settings.model_copy(
-        update={"database_url": f"sqlite:///{db}",
+        update={"database_url": f"sqlite:///{root}/ledger.db", "learning": learning,
                 "simulator": settings.simulator.model_copy(update={"latency_scale": 0.0})})
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(local_api(settings), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(local_api(settings, learning=True), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.time() + 20
@@ -50,6 +53,14 @@ def test_demo_drives_runs_reviews_and_outcomes(url):
     stats = [httpx.get(f"{url}/v1/workflows/{wf}/stats").json() for wf in ("ticket_triage", "report_generation")]
     assert sum(s["runs"] for s in stats) == 300
     assert all(s["mean_reward"] is not None for s in stats)
+    # the in-process learning loop published learned versions into the live runtime
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        versions = httpx.get(f"{url}/v1/health").json()["config_versions"]
+        if all("@v" in v for v in versions.values()):
+            break
+        time.sleep(0.2)
+    assert all("@v" in v for v in versions.values()), versions
 
 
 def test_runs_show_prints_a_run(url):

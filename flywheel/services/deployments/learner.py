@@ -15,38 +15,17 @@ from typing import Any
 
 from ray import serve
 
-from flywheel.registry.mlflow_registry import MlflowRegistry
 from flywheel.services.learning import LearningLoop, Published
-from flywheel.services.runtime import load_workflows
 from flywheel.services.settings import AppSettings
-from flywheel.workflows.ledger import Ledger
 
 log = logging.getLogger("ray.serve")
-
-
-def make_loop(settings: AppSettings) -> LearningLoop:
-    """The learning loop of these settings, restored from the registry's champions."""
-    learning = settings.learning
-    ledger = Ledger(settings.resolved_database_url())
-    ledger.upgrade()
-    loop = LearningLoop(
-        load_workflows(settings),
-        ledger,
-        MlflowRegistry(learning.mlflow_tracking_uri, learning.mlflow_artifacts),
-        seed=settings.seed,
-        n_bits=learning.n_bits,
-        publish_every_outcomes=learning.publish_every_outcomes,
-        publish_every_s=learning.publish_every_s,
-    )
-    loop.restore()
-    return loop
 
 
 @serve.deployment(name="learner", num_replicas=1, max_ongoing_requests=1000)
 class LearnerDeployment:
     async def __init__(self, settings: dict[str, Any]):
         self.settings = AppSettings.model_validate(settings)
-        self.loop = await asyncio.to_thread(make_loop, self.settings)
+        self.loop = await asyncio.to_thread(LearningLoop.from_settings, self.settings)
         self.router = serve.get_deployment_handle("router", app_name=serve.get_replica_context().app_name)
         self.published: list[tuple[str, float]] = []  # (version, unix time it went to the router)
         self._wake = asyncio.Event()
