@@ -87,12 +87,15 @@ class DemoDriver:
             with bar:
                 if progress:
                     reporter_task = asyncio.create_task(self._report(client, console, interval_s))
+                workers = [asyncio.create_task(worker()) for _ in range(concurrency)]
                 try:
-                    await asyncio.gather(*(worker() for _ in range(concurrency)))
+                    await asyncio.gather(*workers)
                     await self._send(client, self.reporter.drain())
                 finally:
-                    if reporter_task is not None:
-                        reporter_task.cancel()
+                    for t in workers + ([reporter_task] if reporter_task else []):
+                        t.cancel()
+                    await asyncio.gather(*workers, *( [reporter_task] if reporter_task else []),
+                                         return_exceptions=True)
             if progress:
                 await self._print_line(client, console, time.monotonic() - self._started)
                 s = self.summary

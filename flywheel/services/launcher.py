@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 
 import typer
@@ -20,7 +22,10 @@ def _drive_demo(url: str, settings: AppSettings, runs: int, concurrency: int) ->
 
     typer.echo(f"Driving scenario {settings.simulator.scenario!r} against {url} (Ctrl-C stops)")
     driver = DemoDriver(url, settings.simulator)
-    asyncio.run(driver.run(runs or None, concurrency=concurrency, progress=True))
+    try:
+        asyncio.run(driver.run(runs or None, concurrency=concurrency, progress=True))
+    except asyncio.CancelledError:  # Ctrl-C while the demo ran: stop everything
+        raise KeyboardInterrupt from None
 
 
 def serve_on_ray(
@@ -31,6 +36,8 @@ def serve_on_ray(
 
     from flywheel.services.app import run_app
 
+    if settings.serve.throughput_optimized:  # read by Serve's processes, which inherit it
+        os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
     typer.echo("Starting a local Ray" + (" with its dashboard" if dashboard else "") + " ...")
     ray.init(include_dashboard=dashboard, logging_level="WARNING", log_to_driver=False)
     try:
@@ -44,8 +51,17 @@ def serve_on_ray(
     except KeyboardInterrupt:
         typer.echo("\nStopping ...")
     finally:
+        _shutdown(serve, ray)
+
+
+def _shutdown(serve, ray) -> None:
+    """Serve, then the local Ray; a second Ctrl-C is ignored meanwhile, so nothing is left half-stopped."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
         try:
             serve.shutdown()
         finally:
             ray.shutdown()
-        typer.echo("Stopped: Serve and the local Ray are down.")
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    typer.echo("Stopped: Serve and the local Ray are down.")

@@ -53,6 +53,14 @@ class ServeSettings(_Model):
     ingress_replicas: int = Field(default=1, ge=1, description="Replicas of the ingress deployment.")
     ingress_max_ongoing_requests: int = Field(default=256, ge=1, description="Concurrent requests per ingress replica.")
     num_cpus: float = Field(default=0.1, ge=0, description="CPUs reserved per ingress/router replica.")
+    throughput_optimized: bool = Field(
+        default=False,
+        description=(
+            "Start Ray with RAY_SERVE_THROUGHPUT_OPTIMIZED=1 (user code on the replica's own loop, "
+            "gRPC between deployments): faster requests (benchmarks/serve_overhead.py), but Serve's "
+            "controller then took over 30 s to shut down here."
+        ),
+    )
 
 
 class LearningSettings(_Model):
