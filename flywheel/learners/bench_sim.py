@@ -43,8 +43,11 @@ last 1,000 runs before N and its first 1,000 runs from N differ by at least
 `window` runs (all from N on): recovered when every arm's shares differ by at
 most `tolerance`. Its recovery is the first such j, in runs of that workflow
 (so never below `window`); recovery_runs is the largest over the affected
-workflows, None when the scenario has no abrupt event or a workflow never
-recovers (then `recovery.recovered` is false).
+workflows. It is None when the scenario has no abrupt event within the runs
+(then `recovery` is None too) or when a workflow never recovers (then
+`recovery.recovered` is false). `gap_before` is the same share
+gap over the `window` runs just before N: how far the system's routing already
+was from the oracle's when the change came.
 """
 
 from __future__ import annotations
@@ -120,10 +123,6 @@ class ExpectedReward:
         return reward(objective, quality=quality, cost=cost, latency_s=latency)
 
 
-def _routing_reward(objective: Objective, quality: float, cost: float, latency_s: float) -> float:
-    return reward(objective, quality=quality, cost=cost, latency_s=latency_s)
-
-
 def run_sim(
     scenario: str | Path | Scenario,
     runs: int | None = None,
@@ -159,7 +158,9 @@ def run_sim(
     totals = {wf: Counter() for wf in specs}  # "system", "oracle", "arm:<a>", realized "r:..."
     routes: dict[str, list[tuple[int, str, str]]] = {wf: [] for wf in specs}  # (tick, system arm, oracle arm)
     gate_stats = {wf: Counter() for wf in specs}
-    trajectory: dict[str, list[tuple[int, float]]] = {wf: [] for wf in specs}
+    span = max(1, -(-n_runs // 10))  # ticks per window of the gate's figures over time
+    gate_windows: dict[str, list[Counter]] = {wf: [Counter() for _ in range(10)] for wf in specs}
+    trajectory: dict[str, dict[str, list[tuple[int, float]]]] = {wf: {g: [] for g in s.gates} for wf, s in specs.items()}
     every = max(1, n_runs // 20)
     pending: dict[str, _Run] = {}
     seen: set[str] = set()
@@ -182,7 +183,7 @@ def run_sim(
         for a in arms[wf]:
             try:
                 r = env.respond(a, wf, req.input, t)
-                realized[a] = (_routing_reward(obj, r.score, r.cost, r.latency_s), r)
+                realized[a] = (reward(obj, quality=r.score, cost=r.cost, latency_s=r.latency_s), r)
             except ModelUnavailable:
                 realized[a] = (0.0, None)
             tot[f"arm:{a}"] += expected[a]
@@ -197,15 +198,15 @@ def run_sim(
         else:
             gate = gates[wf]
             human = None
-            gs = gate_stats[wf]
-            gs["answered"] += 1
-            if gate is not None and resp.confidence < lrn.thresholds[gate].predict_one():
+            attended = gate is not None and resp.confidence < lrn.thresholds[gate].predict_one()
+            if attended:
                 human, _ = reviewer.review(req, resp.answer, resp.correct)
-                gs["human"] += 1
-                gs["overridden"] += human != "approve"
-            else:
-                gs["unattended"] += 1
-                gs["unattended_wrong"] += not resp.correct
+            for c in (gate_stats[wf], gate_windows[wf][t // span]):
+                c["answered"] += 1
+                c["human"] += attended
+                c["overridden"] += human in ("reject", "edit")
+                c["unattended"] += not attended
+                c["unattended_wrong"] += not attended and not resp.correct
             override = human in ("reject", "edit")
             tot["r:system_with_overrides"] += realized[choice.arm][0] - (obj.override_penalty if override else 0.0)
             pending[run_id] = _Run(wf, x, choice.arm, choice.propensity, resp.confidence, resp.cost, resp.latency_s, gate)
@@ -224,23 +225,43 @@ def run_sim(
                 )
             )
         if t % every == 0 or t == n_runs - 1:
-            for name, l in learners.items():
-                for gate, value in l.thresholds_now().items():
-                    trajectory[name].append((t, value))
+            for name, each in learners.items():
+                for gate_id, value in each.thresholds_now().items():
+                    trajectory[name][gate_id].append((t, value))
         if progress is not None and (t + 1) % 500 == 0:
             progress(t + 1)
 
     result = _summarize(sc, specs, learners, totals, routes, gate_stats, trajectory, window, tolerance)
+    for wf, windows in gate_windows.items():
+        result["workflows"][wf]["gate_over_time"] = [
+            {"from_run": i * span, "to_run": min(n_runs, (i + 1) * span),
+             "human_share": round(w["human"] / max(1, w["answered"]), 4),
+             "unattended_error_rate": round(w["unattended_wrong"] / max(1, w["unattended"]), 4)}
+            for i, w in enumerate(windows) if w["answered"]
+        ]
     result.update(
         runs=n_runs,
         seed=seed,
         world_seed=world_seed,
         outcomes={**reporter.counts, "duplicates_skipped": duplicates, "learned": len(seen),
                   "never_arrived_in_time": reporter.pending},
-        learner_params={k: v for k, v in (learner or {}).items()},
+        learner_params=_effective_params(next(iter(learners.values()))),
         wall_s=round(time.perf_counter() - started, 2),
     )
     return result
+
+
+def _effective_params(lrn: WorkflowLearner) -> dict[str, Any]:
+    """The parameters the learners ran with (defaults filled in), for the record."""
+    out = {k: v for k, v in lrn._get_params().items() if k not in ("spec", "bandit", "threshold", "detector")}
+    b = lrn.bandit
+    out["bandit"] = {k: getattr(b, k) for k in ("epsilon", "epsilon_min", "epsilon_half_life", "learning_rate", "shared")}
+    gate = next(iter(lrn.thresholds.values()), None)
+    if gate is not None:
+        out["threshold"] = {k: getattr(gate, k) for k in ("n_bins", "half_life", "min_samples", "z")}
+    d = lrn.drift
+    out["detector"] = {k: getattr(d, k) for k in ("delta", "clock", "min_window_length", "grace_period")}
+    return out
 
 
 def _specs(sc: Scenario, workflows_dir: str | Path) -> dict[str, WorkflowSpec]:
@@ -262,7 +283,7 @@ def _summarize(
     totals: dict[str, Counter],
     routes: dict[str, list[tuple[int, str, str]]],
     gate_stats: dict[str, Counter],
-    trajectory: dict[str, list[tuple[int, float]]],
+    trajectory: dict[str, dict[str, list[tuple[int, float]]]],
     window: int,
     tolerance: float,
 ) -> dict[str, Any]:
@@ -289,7 +310,7 @@ def _summarize(
             "unattended_error_rate": gs["unattended_wrong"] / max(1, gs["unattended"]),
             "target_error_rate": spec.targets.max_unattended_error_rate,
             "thresholds": {
-                gate: _trajectory_summary(init, trajectory[wf]) for gate, init in spec.gates.items()
+                gate: _trajectory_summary(init, trajectory[wf][gate]) for gate, init in spec.gates.items()
             },
             "drift_events": [
                 {"arm": e.arm, "at_update": e.at_update, "detector": e.detector,
@@ -298,11 +319,12 @@ def _summarize(
             ],
             "evidence": learners[wf].evidence(),
         }
-        fig["regret"] = fig["oracle_reward"] - fig["system_reward"]
-        fig["static_regret"] = fig["oracle_reward"] - fig["static_reward"]
-        per_wf[wf] = fig
         for k in ("system_reward", "static_reward", "oracle_reward"):
             sums[k] += fig[k]
+            fig[k] = round(fig[k], 3)
+        fig["regret"] = round(fig["oracle_reward"] - fig["system_reward"], 3)
+        fig["static_regret"] = round(fig["oracle_reward"] - fig["static_reward"], 3)
+        per_wf[wf] = fig
         for k in ("system", "oracle", "system_with_overrides"):
             sums[f"r:{k}"] += tot[f"r:{k}"]
         sums["r:static"] += tot[f"r:arm:{static_arm}"]
@@ -361,6 +383,8 @@ def _recovery(
             continue
         cb, ca = Counter(before), Counter(after)
         shift = max(abs(cb[a] / len(before) - ca[a] / len(after)) for a in set(cb) | set(ca))
+        pre = seq[max(0, len(seq) - len(after_all) - window): len(seq) - len(after_all)]
+        pre_gap = _shares_gap(Counter(a for _, a, _ in pre), Counter(b for _, _, b in pre), max(1, len(pre)))
         sys_w: Counter = Counter()
         ora_w: Counter = Counter()
         q: deque[tuple[str, str]] = deque()
@@ -376,8 +400,10 @@ def _recovery(
             if j >= window and _shares_gap(sys_w, ora_w, window) <= tolerance:
                 found = (j, t - at + 1)
                 break
-        per_wf[wf] = {"oracle_shift": round(shift, 4), "affected": shift >= tolerance,
+        per_wf[wf] = {"oracle_shift": round(shift, 4), "affected": shift >= tolerance, "gap_before": round(pre_gap, 4),
                       "runs": found[0] if found else None, "ticks": found[1] if found else None}
+    if not per_wf:  # the change comes after the last run (or too close to it to judge)
+        return None
     affected = [wf for wf, r in per_wf.items() if r["affected"]]
     if not affected and per_wf:
         affected = [max(per_wf, key=lambda wf: per_wf[wf]["oracle_shift"])]

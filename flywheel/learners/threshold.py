@@ -9,9 +9,10 @@ threshold can move down as well as up.
 The learner keeps a decayed histogram of confidence (bins of width 1/n_bins):
 per bin, how many answers were right and how many wrong, each count halving
 every `half_life` events so the estimate follows an agent whose calibration
-changes. The threshold is the lowest bin edge inside [low, high] at which the
-unattended error rate's Wilson upper bound (z standard errors) is at or under
-`target_error_rate`: as few runs as possible go to a human while the error rate
+changes. The threshold is the lowest bin edge inside [low, high] (or `low`
+itself) at which the unattended error rate's Wilson upper bound (z standard
+errors) is at or under `target_error_rate`, counting the whole bin that holds
+the threshold as unattended (the bin's lower part errs more, if anything): as few runs as possible go to a human while the error rate
 among runs completed without one stays under the target. When no edge meets the
 target, the threshold is `high`; before `min_samples` events it is the
 `threshold` it was given (the spec's), clipped to [low, high].
@@ -32,12 +33,12 @@ class ThresholdLearner:
 
     >>> import random
     >>> rng = random.Random(7)
-    >>> gate = ThresholdLearner(threshold=0.7, target_error_rate=0.05, low=0.3, high=0.98)
+    >>> gate = ThresholdLearner(threshold=0.7, target_error_rate=0.05, low=0.3, high=0.98, half_life=20000)
     >>> for _ in range(20000):
     ...     c = rng.random()
     ...     gate.learn_one(c, rng.random() < c)
     >>> round(gate.predict_one(), 2), round(gate.error_rate(), 3), round(gate.human_share(), 2)
-    (0.94, 0.029, 0.94)
+    (0.94, 0.034, 0.94)
     >>> ThresholdLearner(threshold=0.7).predict_one()  # no evidence yet: the spec's threshold
     0.7
     """
@@ -49,9 +50,9 @@ class ThresholdLearner:
         low: float = 0.0,
         high: float = 1.0,
         n_bins: int = 50,
-        half_life: int = 3000,
+        half_life: int = 1000,
         min_samples: int = 300,
-        z: float = 1.28,
+        z: float = 1.64,
     ):
         self.threshold = threshold
         self.target_error_rate = target_error_rate
@@ -99,7 +100,7 @@ class ThresholdLearner:
     def _choose(self) -> float:
         if self._n < self.min_samples:
             return self._clip(self.threshold)
-        first = max(0, math.ceil(self.low * self.n_bins - 1e-9))
+        first = max(0, math.floor(self.low * self.n_bins + 1e-9))  # the bin holding `low`
         last = min(self.n_bins - 1, math.floor(self.high * self.n_bins + 1e-9))
         right = wrong = 0.0
         best: int | None = None
@@ -122,7 +123,7 @@ class ThresholdLearner:
 
     def _counts(self, threshold: float) -> tuple[float, float, float]:
         """(wrong above, all above, all) decayed counts at `threshold`."""
-        cut = min(self.n_bins, max(0, math.ceil(threshold * self.n_bins - 1e-9)))
+        cut = min(self.n_bins, max(0, math.floor(threshold * self.n_bins + 1e-9)))  # the bin holding it
         wrong = sum(self._wrong[cut:]) / self._grow
         above = wrong + sum(self._right[cut:]) / self._grow
         total = (sum(self._wrong) + sum(self._right)) / self._grow

@@ -5,21 +5,23 @@
 - `thresholds`: a ThresholdLearner per gate step, aiming at the spec's
   `max_unattended_error_rate` within its `threshold_bounds`;
 - `drift`: a DriftMonitor (ADWIN per arm) on each outcome's reward under the
-  workflow objective. A drift on an arm raises exploration to `drift_epsilon`
-  for `drift_events` updates and restores that arm's learning rate, so the
-  router re-learns the arm (and its rivals) quickly.
+  workflow objective. A drift that lowers an arm's reward raises exploration to
+  `drift_epsilon` for `drift_events` updates and restores that arm's learning
+  rate, so the router re-learns the arm (and its rivals) quickly. A drift that
+  raises it only restores the arm's learning rate: routing away from an arm's
+  weak spots raises its mean reward too, which is no reason to explore.
 
 A failed run (the agent gave no answer: `confidence is None`) teaches the
-router that the arm scored 0 there, while the router still predicts the arm
-above `failure_floor` on that input: enough to route around an arm that is down,
-without burying it under every failed probe of a long outage. The arm's cost
-and latency means stay as they were (a failed call says nothing about what an
-answer costs). An arm that answers again after `down_after` failures in a row
-is back: that is a drift too (detector "availability"), since its value is
-unknown again. A drift that lowers an arm's reward (or an arm coming back)
-raises exploration and restores the arm's learning rate; one that raises it only
-restores the learning rate (routing away from an arm's weak spots raises its
-mean reward too, which is no reason to explore).
+router that the arm scored 0 there while the router still predicts the arm
+above `failure_floor` on that input, or would still choose it: enough to route
+around an arm that is down, without burying it under every failed probe of a
+long outage, so that it is quickly trusted again when it is back. The arm's
+cost and latency means stay as they were (a failed call says nothing about what
+an answer costs). An arm that answers after `down_after` failures in a row (a
+model added, or back from an outage) is a drift too (detector "availability"):
+exploration rises to `comeback_epsilon` for `drift_events` updates. Outcomes
+come late and out of order, so a late success of a run from before an outage
+can look like a comeback; a long `down_after` keeps that rare.
 """
 
 from __future__ import annotations
@@ -37,6 +39,10 @@ from flywheel.workflows.routing import Choice
 from flywheel.workflows.spec import WorkflowSpec
 
 WINDOW = 500  # outcomes per arm (and overall) behind the "recent" means of evidence()
+
+# LinearBandit arguments tuned on the simulator's scenarios (benchmarks/sim_scenarios.py);
+# the `bandit` argument overrides them key by key.
+BANDIT_DEFAULTS: dict[str, Any] = {"epsilon": 0.05, "epsilon_min": 0.003, "learning_rate": 0.1}
 
 
 class WorkflowLearner:
@@ -72,13 +78,14 @@ class WorkflowLearner:
         seed: int = 0,
         bandit: dict[str, Any] | None = None,
         threshold: dict[str, Any] | None = None,
-        drift_epsilon: float = 0.3,
-        drift_events: int = 1000,
+        drift_epsilon: float = 0.1,
+        drift_events: int = 500,
         detector: dict[str, Any] | None = None,
         n_bits: int = 14,
-        bigrams: bool = True,
-        down_after: int = 3,
-        failure_floor: float = 0.1,
+        bigrams: bool = False,
+        down_after: int = 20,
+        failure_floor: float = 0.5,
+        comeback_epsilon: float = 0.3,
     ):
         self.spec = spec
         self.seed = seed
@@ -89,6 +96,7 @@ class WorkflowLearner:
         self.bigrams = bigrams
         self.down_after = down_after
         self.failure_floor = failure_floor
+        self.comeback_epsilon = comeback_epsilon
         self._bandit_params = bandit
         self.detector = detector
         obj = spec.objective
@@ -105,7 +113,7 @@ class WorkflowLearner:
             cost_weight=obj.cost_weight / scale,
             latency_weight=obj.latency_weight / scale,
             seed=seed,
-            **(bandit or {}),
+            **{**BANDIT_DEFAULTS, **(bandit or {})},
         )
         bounds = spec.targets.threshold_bounds
         self.thresholds: dict[str, ThresholdLearner] = {
@@ -123,6 +131,7 @@ class WorkflowLearner:
         self.drift = DriftMonitor(**(detector or {}))
         self._events: list[DriftEvent] = []
         self._fails: dict[str, int] = {}
+        self._arm_n: dict[str, int] = {}
         self._n = 0
         self._reward_sum = 0.0
         self._recent: deque[float] = deque(maxlen=WINDOW)
@@ -141,6 +150,7 @@ class WorkflowLearner:
             "bigrams": self.bigrams,
             "down_after": self.down_after,
             "failure_floor": self.failure_floor,
+            "comeback_epsilon": self.comeback_epsilon,
         }
 
     # -- deciding ------------------------------------------------------------
@@ -158,9 +168,10 @@ class WorkflowLearner:
     def learn(self, ex: LearningExample) -> list[DriftEvent]:
         """Learn from one run's outcome (each outcome once); returns the drifts it revealed."""
         arm = ex.arm
+        self._arm_n[arm] = self._arm_n.get(arm, 0) + 1
         if ex.confidence is None:  # the agent failed: no answer
             self._fails[arm] = self._fails.get(arm, 0) + 1
-            if self.bandit.predict_one(ex.x).get(arm, 1.0) > self.failure_floor:
+            if self._still_trusted(ex.x, arm):
                 stats = self.bandit.arm_stats().get(arm, {})
                 self.bandit.learn_one(
                     ex.x, arm, ex.quality, stats.get("cost", 0.0), stats.get("latency_s", 0.0), ex.propensity
@@ -184,7 +195,7 @@ class WorkflowLearner:
                 DriftEvent(
                     arm=arm,
                     at_update=self.drift.n_updates + 1,
-                    arm_updates=0,
+                    arm_updates=self._arm_n[arm],
                     mean_before=0.0,
                     mean_after=r,
                     detector="availability",
@@ -195,7 +206,9 @@ class WorkflowLearner:
         if self.drift.update(arm, r):
             found.append(self.drift.events[-1])
         for event in found:
-            if event.mean_after < event.mean_before or event.detector == "availability":
+            if event.detector == "availability":
+                self.bandit.boost_exploration(self.comeback_epsilon, self._drift_updates, arm=event.arm)
+            elif event.mean_after < event.mean_before:
                 self.bandit.boost_exploration(self.drift_epsilon, self._drift_updates, arm=event.arm)
             else:  # the arm got better: learn it afresh, without exploring more
                 self.bandit.boost_exploration(0.0, 0, arm=event.arm)
@@ -205,6 +218,16 @@ class WorkflowLearner:
         self._recent.append(r)
         self._recent_arm.setdefault(arm, deque(maxlen=WINDOW)).append(r)
         return found
+
+    def _still_trusted(self, x: Mapping[str, Any], arm: str) -> bool:
+        """Whether the router still predicts `arm` above the floor on x, or would choose it."""
+        b = self.bandit
+        if arm not in b.arms:
+            return True
+        f = b.featurize(x)
+        i = b.arms.index(arm)
+        scores = b.scores_featurized(f)
+        return bool(b.predict_featurized(f)[i] > self.failure_floor or scores[i] >= scores.max())
 
     # -- inspection ----------------------------------------------------------
 

@@ -13,8 +13,10 @@ import typer
 app = typer.Typer(help="Flywheel: adaptive, self-optimizing LLM workflows.", no_args_is_help=True)
 runs_app = typer.Typer(help="Inspect runs.", no_args_is_help=True)
 workflows_app = typer.Typer(help="Inspect workflows.", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks of the learning system.", no_args_is_help=True)
 app.add_typer(runs_app, name="runs")
 app.add_typer(workflows_app, name="workflows")
+app.add_typer(bench_app, name="bench")
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 ConfigOpt = typer.Option(Path("configs/app.yaml"), "--config", "-c", help="App settings file.")
@@ -112,6 +114,15 @@ def workflows_list(
     for spec in specs.values():
         gates = ", ".join(f"{k}>={v}" for k, v in spec.gates.items())
         typer.echo(f"{spec.name:<20} arms={','.join(spec.arms)}  gates: {gates}")
+
+
+def _register_benchmarks() -> None:
+    from flywheel.services.cli_sim import sim
+
+    bench_app.command("sim", help="Learning vs the best static config vs an oracle on a simulator scenario.")(sim)
+
+
+_register_benchmarks()
 
 
 def main() -> None:

@@ -1,0 +1,99 @@
+"""The simulation benchmark over every shipped scenario: the learning system against the
+best static config (one fixed arm per workflow, best in hindsight) and an oracle that
+knows the world (the arm of highest expected reward per request). See
+flywheel/learners/bench_sim.py for the definitions of regret and recovery.
+
+    python benchmarks/sim_scenarios.py [--runs 20000] [--seed 0] [--jobs 2]
+
+Prints a table and writes benchmarks/results/sim_scenarios.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SCENARIOS = ["stationary", "abrupt_drift", "gradual_drift", "new_model", "outage"]
+TARGET_RATIO = 0.5
+TARGET_RECOVERY = 500
+
+
+def _one(args: tuple[str, int, int]) -> dict[str, Any]:
+    from flywheel.learners.bench_sim import run_sim
+
+    scenario, runs, seed = args
+    return run_sim(scenario, runs, seed, workflows_dir=ROOT / "configs" / "workflows")
+
+
+def _row(r: dict[str, Any]) -> dict[str, Any]:
+    errors = {wf: (round(f["unattended_error_rate"], 4), f["target_error_rate"]) for wf, f in r["workflows"].items()}
+    return {
+        "scenario": r["scenario"],
+        "regret": r["regret"],
+        "static_regret": r["static_regret"],
+        "regret_ratio_vs_static": r["regret_ratio_vs_static"],
+        "recovery_runs": r["recovery_runs"],
+        "recovered": None if r["recovery"] is None else r["recovery"]["recovered"],
+        "human_share": r["human_share"],
+        "unattended_error_vs_target": errors,
+        "wall_s": r["wall_s"],
+    }
+
+
+def _print(rows: list[dict[str, Any]]) -> None:
+    head = f"{'scenario':<14}{'regret':>9}{'static':>9}{'ratio':>7}{'recovery':>10}{'human':>7}  unattended error / target"
+    print(head)
+    print("-" * len(head))
+    for r in rows:
+        ratio = "-" if r["regret_ratio_vs_static"] is None else f"{r['regret_ratio_vs_static']:.2f}"
+        if r["recovered"] is None:
+            rec = "n/a"
+        else:
+            rec = str(r["recovery_runs"]) if r["recovered"] else "never"
+        errs = "  ".join(f"{wf}: {e:.3f}/{t:.2f}" for wf, (e, t) in r["unattended_error_vs_target"].items())
+        print(f"{r['scenario']:<14}{r['regret']:>9.1f}{r['static_regret']:>9.1f}{ratio:>7}{rec:>10}"
+              f"{r['human_share']:>7.3f}  {errs}")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=20000, help="Runs (ticks) per scenario.")
+    ap.add_argument("--seed", type=int, default=0, help="Seed of the learners (the world: scenario seed + this).")
+    ap.add_argument("--jobs", type=int, default=2, help="Scenarios run in parallel processes.")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "sim_scenarios.json")
+    args = ap.parse_args()
+    sys.path.insert(0, str(ROOT))
+    started = time.perf_counter()
+    jobs = [(s, args.runs, args.seed) for s in SCENARIOS]
+    if args.jobs > 1:
+        with ProcessPoolExecutor(args.jobs) as pool:
+            results = list(pool.map(_one, jobs))
+    else:
+        results = [_one(j) for j in jobs]
+    rows = [_row(r) for r in results]
+    _print(rows)
+    wall = round(time.perf_counter() - started, 1)
+    ratios = [r["regret_ratio_vs_static"] for r in rows]
+    recoveries = {r["scenario"]: r["recovery_runs"] for r in rows if r["recovered"] is not None}
+    print(f"\ntargets: regret_ratio_vs_static <= {TARGET_RATIO} (met in "
+          f"{sum(x is not None and x <= TARGET_RATIO for x in ratios)}/{len(ratios)}); recovery_runs <= "
+          f"{TARGET_RECOVERY} (met in {sum(v is not None and v <= TARGET_RECOVERY for v in recoveries.values())}"
+          f"/{len(recoveries)}); wall {wall} s")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(
+        {"runs": args.runs, "seed": args.seed, "wall_s": wall, "targets": {"regret_ratio_vs_static": TARGET_RATIO,
+         "recovery_runs": TARGET_RECOVERY}, "summary": rows, "scenarios": {r["scenario"]: r for r in results}},
+        indent=1,
+    ))
+    print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
