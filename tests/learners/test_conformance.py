@@ -97,7 +97,8 @@ class Case:
 CASES = [
     Case(LinearBandit, dict(arms=["a", "b", "c"], featurizer=HashedFeaturizer(n_bits=8), cost_weight=0.1,
                             latency_weight=0.01, learning_rate=0.3, shared=False, epsilon=0.3, epsilon_min=0.05,
-                            epsilon_half_life=100, seed=5), _bandit_step, seeded=True),
+                            epsilon_half_life=100, seed=5, solver="laplace", prior_var=2.0, ucb=0.5),
+         _bandit_step, seeded=True),
     Case(ThresholdLearner, dict(threshold=0.6, target_error_rate=0.1, low=0.2, high=0.9, n_bins=20, half_life=500,
                                 min_samples=50, z=1.0), _threshold_step, seeded=False),
     Case(DriftMonitor, dict(delta=0.01, clock=4, min_window_length=7, grace_period=20), _drift_step, seeded=False),

@@ -38,7 +38,8 @@ def test_database_url_from_environment(monkeypatch):
     "mutate, field, reason",
     [
         (lambda d: d.update(colour="red"), "colour", "Extra inputs are not permitted"),
-        (lambda d: d["agents"]["fast"].update(backend="magic"), "agents.fast.backend", "Input should be 'sim'"),
+        (lambda d: d["agents"]["fast"].update(backend="magic"), "agents.fast.backend", "Input should be 'sim' or 'replay'"),
+        (lambda d: d["agents"]["fast"].update(backend="replay"), "agents.fast", "a replay agent needs the path"),
         (lambda d: d["serve"].update(port=0), "serve.port", "greater than or equal to 1"),
     ],
 )
@@ -63,3 +64,19 @@ def test_workflows_list_reads_the_config():
     assert result.exit_code == 0, result.output
     assert "ticket_triage" in result.output and "confidence>=0.7" in result.output
     assert "report_generation" in result.output
+
+
+def test_replay_backend_from_settings(tmp_path):
+    import asyncio
+
+    from flywheel.services.agents import make_backend
+    from flywheel.services.settings import AgentSettings, SimulatorSettings
+    from flywheel.workflows.agent_io import AgentError, AgentRequest
+
+    table = tmp_path / "t.csv"
+    table.write_text("prompt,weak,strong,weak|total_cost,strong|total_cost\nwhat is 2+2,0.0,1.0,0.1,2.0\n")
+    agent = make_backend(AgentSettings(backend="replay", model="strong", data=str(table)), SimulatorSettings())
+    result = asyncio.run(agent.run(AgentRequest("wf", "r1", "what is 2+2", {})))
+    assert result.cost == 2.0 and result.model == "strong"
+    with pytest.raises(AgentError, match="prompt"):
+        asyncio.run(agent.run(AgentRequest("wf", "r2", "unknown prompt", {})))

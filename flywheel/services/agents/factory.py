@@ -13,4 +13,9 @@ def make_backend(agent: AgentSettings, simulator: SimulatorSettings) -> AgentBac
 
         scenario = load_scenario(simulator.scenario, simulator.scenarios_dir)
         return SimAgent(Environment(scenario), agent.model, simulator.latency_scale)
+    if agent.backend == "replay":
+        from flywheel.services.agents.replay import ReplayAgent
+
+        assert agent.data is not None  # checked by AgentSettings
+        return ReplayAgent(agent.data, agent.model)
     raise ValueError(f"backend: unknown agent backend {agent.backend!r}")
