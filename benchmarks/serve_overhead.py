@@ -143,6 +143,10 @@ def deploy(port: int, db_dir: str) -> None:
         update={
             "database_url": f"sqlite:///{db_dir}/ledger.db",
             "simulator": base.simulator.model_copy(update={"latency_scale": 0.0}),
+            "learning": base.learning.model_copy(
+                update={"mlflow_tracking_uri": f"sqlite:///{db_dir}/mlflow.db",
+                        "mlflow_artifacts": f"{db_dir}/mlartifacts"}
+            ),
         }
     )
     os.chdir(ROOT)

@@ -250,8 +250,9 @@ def run_bench(
     """The benchmark of one table; a JSON-ready dict.
 
     Top-level figures are for bandit feedback (apgr, cpt50, cpt80 for two models; aiq,
-    cost_to_95pct_best_frac, quality_at_tenth_cost for more), with n_prompts, seed and
-    the points; the full-feedback figures and points are under `full_feedback`.
+    cost_to_95pct_best_frac, quality_at_tenth_cost for more), with n_prompts, seed, the
+    points, passes and seconds (of the sweep); the full-feedback figures are under
+    `full_feedback`; wall_seconds is the whole run's, featurization included.
     `progress(feedback, done, total)` is called after each pass.
     """
     t0 = time.perf_counter()
@@ -277,7 +278,7 @@ def run_bench(
         t1 = time.perf_counter()
         points = sweep(replay, fb, grid, workers, (lambda d, n, fb=fb: progress(fb, d, n)) if progress else None)
         figures = {**score(table, points), "points": [asdict(p) for p in points],
-                   "passes": len(points), "wall_seconds": time.perf_counter() - t1}
+                   "passes": len(points), "seconds": time.perf_counter() - t1}
         if fb == "bandit":
             out.update(figures)
         else:
@@ -301,7 +302,7 @@ def render(result: dict[str, Any]) -> str:
     for name, fig in (("bandit", result), ("full", result.get("full_feedback"))):
         if fig and keys[0] in fig:
             lines.append(f"  {name:<10}" + "".join(f"{_f(fig[k]):>26}" for k in keys)
-                         + f"{fig['passes']:>8}{fig['wall_seconds']:>9.1f}")
+                         + f"{fig['passes']:>8}{fig['seconds']:>9.1f}")
     for name, fig in (("bandit", result), ("full", result.get("full_feedback"))):
         if fig and "points" in fig:
             lines.append(f"  {name} points (cost weight: cost, quality, explored):")

@@ -90,7 +90,7 @@ class LinearBandit:
     >>> {a: round(q, 2) for a, q in bandit.predict_one({"prompt": "prove the theorem"}).items()}
     {'weak': 0.21, 'strong': 0.9}
     >>> strong_calls
-    1520
+    1699
     """
 
     def __init__(
@@ -221,7 +221,7 @@ class LinearBandit:
         """
         p = self.predict_featurized(f)
         if self.ucb:
-            p = p + self.ucb * p * (1.0 - p) * np.sqrt(self._logit_var(f))
+            p = p + self.ucb * p * (1.0 - p) * np.sqrt(np.maximum(self._logit_var(f), 0.0))
         return p - self.cost_weight * self._cost - self.latency_weight * self._latency
 
     # -- laplace: the posterior ----------------------------------------------

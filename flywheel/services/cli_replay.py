@@ -82,7 +82,7 @@ def render(result: dict[str, Any]) -> Any:
         head.add_column(k, justify="right")
     for name, fig in (("bandit", result), ("full", result.get("full_feedback"))):
         if fig and keys[0] in fig:
-            head.add_row(name, *[_fmt(fig[k]) for k in keys], str(fig["passes"]), _fmt(fig["wall_seconds"], 1))
+            head.add_row(name, *[_fmt(fig[k]) for k in keys], str(fig["passes"]), _fmt(fig["seconds"], 1))
     models = Table(title="models")
     for col in ("model", "quality", "mean cost"):
         models.add_column(col, justify="right" if col != "model" else "left")

@@ -7,6 +7,9 @@ from flywheel.services.policies import build_policy
 from flywheel.workflows.engine import LiveConfig
 
 
+_PROBE: dict = {"prompt": "probe"}
+
+
 class ConfigBook:
     """Holds one LiveConfig per workflow. Swapping is one dict assignment: a run in
     flight keeps the config it started with, the next run sees the new one."""
@@ -23,9 +26,12 @@ class ConfigBook:
         current = self._learned.get(config.workflow)
         if current is not None and current.version == config.version:
             return False
-        live = LiveConfig(
-            version=config.version, policy=build_policy(config, state), thresholds=dict(config.thresholds)
-        )
+        policy = build_policy(config, state)
+        try:  # a version that cannot decide (e.g. state pickled by older code) never goes live
+            policy.decide(_PROBE, key="probe", arms=list(config.routing.weights) or ["probe"])
+        except Exception as e:
+            raise ValueError(f"{config.version}: refused, its policy cannot decide: {e!r}") from e
+        live = LiveConfig(version=config.version, policy=policy, thresholds=dict(config.thresholds))
         self._learned[config.workflow] = config
         self._live[config.workflow] = live
         return True

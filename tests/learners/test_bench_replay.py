@@ -160,3 +160,109 @@ def test_sentence_embedder_caches_on_disk(tmp_path: Path) -> None:
     fz = HashedFeaturizer(n_bits=8, embedder=embedder, embedding_dim=384, text_stats=True)
     idx, val = fz.transform_one({"prompt": texts[0]})
     assert fz.n_dense == 1 + 6 + 384 and np.allclose(val[-384:], first[0], atol=1e-5)
+
+
+def test_cli_command_prints_the_table_and_writes_json(tmp_path: Path) -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from flywheel.services.cli_replay import replay
+
+    app = typer.Typer()
+    app.command()(replay)
+    path = _two_model_table(tmp_path / "toy.csv", n=200)
+    out = tmp_path / "out" / "r.json"
+    res = CliRunner().invoke(app, ["--data", str(path), "--json", str(out), "--features", "hashed", "--workers", "1",
+                                   "--no-full"])
+    assert res.exit_code == 0, res.output
+    assert "apgr" in res.output and "toy.csv" in res.output
+    saved = json.loads(out.read_text())
+    assert saved["n_prompts"] == 200 and "apgr" in saved and "full_feedback" not in saved
+    bad = CliRunner().invoke(app, ["--data", str(tmp_path / "absent.csv")])
+    assert bad.exit_code == 2 and "no such file" in bad.output
+
+
+# -- the router under test: LinearBandit's laplace solver with a dense block --------------
+
+
+def _laplace(**kw: object):
+    from flywheel.learners.linear_bandit import LinearBandit
+
+    args = dict(cost_weight=0.2, solver="laplace", learning_rate=1.0, prior_var=0.5, ucb=0.5, shared=False,
+                epsilon=0.02, epsilon_min=0.02, seed=3)
+    args.update(kw)
+    return LinearBandit(["weak", "strong"], HashedFeaturizer(n_bits=10, text_stats=True), **args)  # type: ignore[arg-type]
+
+
+def _stream(bandit, start: int, n: int) -> list:  # type: ignore[no-untyped-def]
+    out = []
+    for i in range(start, start + n):
+        hard = i % 3 == 0
+        x = {"prompt": ("prove that the series converges " * (4 if hard else 1)) + f"case {i % 11}"}
+        c = bandit.decide(x, key=str(i))
+        ok = random.Random(i).random() < (0.9 if c.arm == "strong" or not hard else 0.2)
+        bandit.learn_one(x, c.arm, float(ok), cost=1.0 if c.arm == "strong" else 0.0, propensity=c.propensity)
+        out.append((c.arm, round(c.propensity, 12), tuple(sorted(c.scores.items()))))
+    return out
+
+
+def test_laplace_pickle_round_trip_continues_exactly() -> None:
+    import pickle
+
+    a = _laplace()
+    _stream(a, 0, 150)  # past several folds of the low-rank covariance updates
+    b = pickle.loads(pickle.dumps(a))
+    assert _stream(b, 150, 100) == _stream(a, 150, 100)
+
+
+def test_laplace_learns_the_hard_prompts_and_knows_what_it_knows() -> None:
+    bandit = _laplace()
+    _stream(bandit, 0, 600)
+    hard = {"prompt": "prove that the series converges " * 4 + "case 3"}
+    easy = {"prompt": "prove that the series converges case 4"}
+    assert bandit.decide(hard, "h").arm == "strong" and bandit.decide(easy, "e").arm == "weak"
+    p = bandit.predict_one(hard)
+    assert p["strong"] - p["weak"] > 0.4
+    before = bandit._logit_var(bandit.featurize(hard))
+    bandit.boost_exploration(0.3, 100, arm="strong")  # after a drift: the strong arm's certainty is reset
+    after = bandit._logit_var(bandit.featurize(hard))
+    assert after[1] > before[1] and after[0] == pytest.approx(before[0])
+    assert bandit.exploration == pytest.approx(0.3)
+
+
+def test_laplace_learn_many_is_one_step_after_the_other_and_arms_can_be_added() -> None:
+    a, b = _laplace(), _laplace()
+    xs = [{"prompt": f"question {i} " * (1 + i % 4)} for i in range(60)]
+    feats = [a.featurize(x) for x in xs]
+    arms = ["weak", "strong", "other"] * 20
+    q = [float(i % 2) for i in range(60)]
+    a.learn_many(feats, arms, q, [0.1] * 60)
+    for f, arm, y in zip(feats, arms, q):
+        b.learn_featurized(f, arm, y, 0.1)
+    assert a.arms == b.arms == ["weak", "strong", "other"]
+    assert np.array_equal(a._w, b._w) and a.predict_one(xs[0]) == b.predict_one(xs[0])
+
+
+def test_ucb_needs_the_laplace_solver() -> None:
+    from flywheel.learners.linear_bandit import LinearBandit
+
+    with pytest.raises(ValueError, match="ucb"):
+        LinearBandit(["a", "b"], ucb=0.5)
+    with pytest.raises(ValueError, match="solver"):
+        LinearBandit(["a", "b"], solver="sgd")
+
+
+def test_a_bandit_pickled_before_the_laplace_solver_still_loads() -> None:
+    import pickle
+
+    from flywheel.learners.linear_bandit import LinearBandit
+
+    old = LinearBandit(["a", "b"], HashedFeaturizer(n_bits=8), seed=1)
+    state = dict(old.__dict__)
+    for k in ("solver", "prior_var", "ucb", "_nd", "_cov", "_low", "_nlow", "_cx"):
+        state.pop(k)
+    revived = LinearBandit.__new__(LinearBandit)
+    revived.__setstate__(state)
+    revived.add_arm("c")
+    revived.learn_one({"prompt": "hello"}, "c", 1.0)
+    assert revived.solver == "adagrad" and pickle.loads(pickle.dumps(revived)).arms == ["a", "b", "c"]

@@ -102,3 +102,26 @@ def test_a_version_carries_config_state_evidence_and_lineage(world, tmp_path):
     assert tt.tags["proposed_by"] == "learner"
     assert registry.metrics("ticket_triage", 2)
     assert v1["ticket_triage"].config.version == "ticket_triage@v1"
+
+
+def test_a_policy_that_cannot_decide_is_refused_and_the_live_one_stays(world):
+    import pickle
+
+    from flywheel.services.config_book import ConfigBook
+    from flywheel.services.policies import state_sha
+
+    runtime, _ = world
+    loop = _loop(runtime, None)
+    loop.step(limit=100)
+    published = {p.config.workflow: p for p in loop.publish_due(force=True)}
+    good = published["ticket_triage"]
+    book = ConfigBook([])
+    assert book.apply(good.config, good.policy_state)
+    broken = pickle.loads(good.policy_state)
+    del broken.featurizer  # as if pickled by code that no longer matches
+    bad_state = pickle.dumps(broken)
+    routing = good.config.routing.model_copy(update={"state_sha": state_sha(bad_state)})
+    bad = good.config.model_copy(update={"version": "ticket_triage@v99", "routing": routing})
+    with pytest.raises(ValueError, match="refused"):
+        book.apply(bad, bad_state)
+    assert book.live("ticket_triage").version == good.config.version

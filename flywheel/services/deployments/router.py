@@ -12,7 +12,10 @@ from typing import Any
 
 from ray import serve
 
+import logging
+
 from flywheel.registry.learned_config import LearnedConfig, initial_config
+from flywheel.services.config_book import ConfigBook
 from flywheel.services.runtime import load_workflows
 from flywheel.services.settings import AppSettings
 
@@ -28,10 +31,17 @@ def _starting_configs(app: AppSettings) -> dict[str, tuple[LearnedConfig, bytes 
 
         registry = MlflowRegistry(app.learning.mlflow_tracking_uri, app.learning.mlflow_artifacts)
         for name in specs:
-            champion = registry.champion(name)
-            if champion is not None:
-                configs[name] = (champion.config, champion.policy_state)
+            try:
+                champion = registry.champion(name)
+                if champion is not None:
+                    ConfigBook([]).apply(champion.config, champion.policy_state)  # it can decide
+                    configs[name] = (champion.config, champion.policy_state)
+            except Exception:  # an unreadable champion: serve the spec's config, say why
+                log.exception("champion of %s cannot be used; serving the initial config", name)
     return configs
+
+
+log = logging.getLogger("ray.serve")
 
 
 @serve.deployment(name="router")
