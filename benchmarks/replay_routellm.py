@@ -30,15 +30,17 @@ FILES = ["mmlu.csv.gz", "gsm8k.csv.gz"]
 TARGETS = {"mmlu.csv.gz": 0.66, "gsm8k.csv.gz": 0.62}  # APGR, bandit feedback
 PUBLISHED = {"mmlu.csv.gz": 0.60, "gsm8k.csv.gz": 0.62}  # RouteLLM's best routers, as quoted in the data's README
 
-# name -> (features, LinearBandit arguments over bench_replay.BANDIT)
-VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "adagrad, shared, epsilon 0.2->0.02 (the service's learner as first written), hashed": (
-        "hashed", {"solver": "adagrad", "learning_rate": 0.5, "shared": True, "ucb": 0.0, "epsilon": 0.2,
-                   "epsilon_min": 0.02, "epsilon_half_life": 2000, "prior_var": 1.0}),
-    "laplace, hashed words + text stats": ("hashed", {}),
-    "laplace + embeddings, shared component": ("embeddings", {"shared": True}),
-    "laplace + embeddings, no ucb (epsilon-greedy 2%)": ("embeddings", {"ucb": 0.0}),
-    "laplace + embeddings, ucb 1.0": ("embeddings", {"ucb": 1.0}),
+# name -> (features, LinearBandit arguments over bench_replay.BANDIT, featurizer arguments over its FEATURES)
+_ADAGRAD = {"solver": "adagrad", "learning_rate": 0.5, "shared": True, "ucb": 0.0, "epsilon": 0.2,
+            "epsilon_min": 0.02, "epsilon_half_life": 2000, "prior_var": 1.0}
+VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
+    "adagrad, shared, eps 0.2->0.02 (the first learner), hashed words (16 bits)": (
+        "hashed", _ADAGRAD, {"n_bits": 16, "text_stats": False}),
+    "the same + text statistics, 18 bits": ("hashed", _ADAGRAD, {}),
+    "laplace, ucb 0.5, hashed words + text statistics": ("hashed", {}, {}),
+    "laplace + embeddings, with a shared component": ("embeddings", {"shared": True}, {}),
+    "laplace + embeddings, no ucb (epsilon-greedy 2%)": ("embeddings", {"ucb": 0.0}, {}),
+    "laplace + embeddings, ucb 1.0": ("embeddings", {"ucb": 1.0}, {}),
 }
 
 
@@ -99,15 +101,15 @@ def main() -> int:
     variants: dict[str, dict[str, float]] = {}
     if args.variants:
         print("\nvariants (bandit feedback, APGR):")
-        for label, (features, bandit) in VARIANTS.items():
+        for label, (features, bandit, featurizer_args) in VARIANTS.items():
             if features == "embeddings" and not embeddings_available():
                 continue
             variants[label] = {}
             for name, table in tables.items():
                 r = run_bench(table, seed=args.seed, features=features, feedback=("bandit",), bandit=bandit,
-                              workers=args.workers)
+                              featurizer_args=featurizer_args, workers=args.workers)
                 variants[label][name] = r["apgr"]
-            print(f"  {label:<78}" + "".join(f"{n.split('.')[0]} {v:.3f}  " for n, v in variants[label].items()),
+            print(f"  {label:<80}" + "".join(f"{n.split('.')[0]} {v:.3f}  " for n, v in variants[label].items()),
                   flush=True)
     wall = round(time.perf_counter() - started, 1)
     met = {n: results[n]["apgr"] >= TARGETS[n] for n in FILES}
