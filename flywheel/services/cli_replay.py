@@ -13,6 +13,8 @@ from typing import Any, Optional
 
 import typer
 
+from flywheel.services.cli_format import fmt
+
 
 def replay(
     data: Path = typer.Option(..., "--data", "-d", help="Table of outcomes: .csv, .csv.gz or .parquet (RouterBench format)."),
@@ -60,14 +62,6 @@ def replay(
         console.print(f"wrote {json_out}")
 
 
-def _fmt(v: Any, digits: int = 3) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
 def render(result: dict[str, Any]) -> Any:
     """Rich tables of one result: the figures per feedback, then the points of the sweep."""
     from rich.console import Group
@@ -82,13 +76,13 @@ def render(result: dict[str, Any]) -> Any:
         head.add_column(k, justify="right")
     for name, fig in (("bandit", result), ("full", result.get("full_feedback"))):
         if fig and keys[0] in fig:
-            head.add_row(name, *[_fmt(fig[k]) for k in keys], str(fig["passes"]), _fmt(fig["seconds"], 1))
+            head.add_row(name, *[fmt(fig[k]) for k in keys], str(fig["passes"]), fmt(fig["seconds"], 1))
     models = Table(title="models")
     for col in ("model", "quality", "mean cost"):
         models.add_column(col, justify="right" if col != "model" else "left")
     for m, v in result["models"].items():
-        models.add_row(m, _fmt(v["quality"]), f"{v['cost']:.4g}")
-    models.add_row("oracle", _fmt(result["oracle_quality"]), "")
+        models.add_row(m, fmt(v["quality"]), f"{v['cost']:.4g}")
+    models.add_row("oracle", fmt(result["oracle_quality"]), "")
     points = Table(title="sweep (bandit feedback | full feedback)")
     for col in ("cost weight", "cost", "quality", "explored", "cost (full)", "quality (full)"):
         points.add_column(col, justify="right")
@@ -96,6 +90,6 @@ def render(result: dict[str, Any]) -> Any:
     bandit = {p["cost_weight"]: p for p in result.get("points", [])}
     for w in sorted(set(bandit) | set(full)):
         b, f = bandit.get(w), full.get(w)
-        points.add_row(_fmt(w), _fmt(b and b["cost"]), _fmt(b and b["quality"]), _fmt(b and b["explored"], 2),
-                       _fmt(f and f["cost"]), _fmt(f and f["quality"]))
+        points.add_row(fmt(w), fmt(b and b["cost"]), fmt(b and b["quality"]), fmt(b and b["explored"], 2),
+                       fmt(f and f["cost"]), fmt(f and f["quality"]))
     return Group(head, models, points)

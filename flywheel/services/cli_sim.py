@@ -13,6 +13,8 @@ from typing import Any, Optional
 
 import typer
 
+from flywheel.services.cli_format import fmt
+
 
 def sim(
     scenario: str = typer.Option(..., "--scenario", "-s", help="Scenario name (configs/scenarios/<name>.yaml) or path."),
@@ -45,14 +47,6 @@ def sim(
         console.print(f"wrote {json_out}")
 
 
-def _fmt(v: Any, digits: int = 3) -> str:
-    if v is None:
-        return "-"
-    if isinstance(v, float):
-        return f"{v:.{digits}f}"
-    return str(v)
-
-
 def render(result: dict[str, Any]) -> Any:
     """Rich tables of one benchmark result: the headline figures, then one row per workflow."""
     from rich.console import Group
@@ -69,12 +63,12 @@ def render(result: dict[str, Any]) -> Any:
     head.add_column("figure")
     head.add_column("value", justify="right")
     for name, value in (
-        ("regret (oracle - system)", _fmt(result["regret"], 1)),
-        ("static regret (oracle - best static)", _fmt(result["static_regret"], 1)),
-        ("regret ratio vs static", _fmt(result["regret_ratio_vs_static"], 3)),
+        ("regret (oracle - system)", fmt(result["regret"], 1)),
+        ("static regret (oracle - best static)", fmt(result["static_regret"], 1)),
+        ("regret ratio vs static", fmt(result["regret_ratio_vs_static"], 3)),
         ("recovery", recovery),
-        ("human share", _fmt(result["human_share"])),
-        ("unattended error rate", _fmt(result["unattended_error_rate"])),
+        ("human share", fmt(result["human_share"])),
+        ("unattended error rate", fmt(result["unattended_error_rate"])),
     ):
         head.add_row(name, value)
     per = Table()
@@ -83,10 +77,10 @@ def render(result: dict[str, Any]) -> Any:
     for wf, f in result["workflows"].items():
         per.add_row(
             wf,
-            _fmt(f["regret"], 1),
-            _fmt(f["static_regret"], 1),
+            fmt(f["regret"], 1),
+            fmt(f["static_regret"], 1),
             f["static_arm"],
-            _fmt(f["human_share"], 2),
+            fmt(f["human_share"], 2),
             f"{f['unattended_error_rate']:.3f}/{f['target_error_rate']:.2f}",
             " ".join(f"{t['final']:.2f}" for t in f["thresholds"].values()),
             str(len(f["drift_events"])),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pickle
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Callable
 
 from flywheel.learners.examples import LearningExample
@@ -152,7 +152,7 @@ class LearningLoop:
                             kind="drift",
                             arm=getattr(drift, "arm", None),
                             position=j.outcome.position,
-                            detail={k: v for k, v in _as_dict(drift).items() if k != "arm"},
+                            detail={k: v for k, v in asdict(drift).items() if k != "arm"},
                         )
                     )
                 learned += 1
@@ -220,11 +220,3 @@ class LearningLoop:
             out.append(Published(config=config, policy_state=policy_state))
         return out
 
-
-def _as_dict(obj: object) -> dict:
-    if isinstance(obj, dict):
-        return obj
-    slots = getattr(obj, "__slots__", None)
-    if slots:
-        return {k: getattr(obj, k) for k in slots}
-    return dict(getattr(obj, "__dict__", {}))
