@@ -5,7 +5,8 @@ Applications on one local Ray: a bare FastAPI echo deployment; Flywheel
 SQLite ledger with group commit); and Flywheel with its agents placed in the
 ingress replica (`placement: ingress`, one hop fewer). For each: p50/p99 of sequential requests, and
 requests/s with 16 concurrent clients. Rounds alternate between the two so
-machine noise hits both alike; the figures are the medians over rounds.
+machine noise hits both alike; the figures are the medians over rounds. Every
+request carries a service token (made in each app's ledger), the echo's too.
 
     python benchmarks/serve_overhead.py [--rounds 3] [--requests 300] [--seconds 6]
     RAY_SERVE_THROUGHPUT_OPTIMIZED=1 python benchmarks/serve_overhead.py
@@ -42,8 +43,8 @@ def _conn(port: int) -> http.client.HTTPConnection:
     return http.client.HTTPConnection("127.0.0.1", port, timeout=30)
 
 
-def _post(conn: http.client.HTTPConnection, path: str, body: bytes) -> None:
-    conn.request("POST", path, body=body, headers={"content-type": "application/json"})
+def _post(conn: http.client.HTTPConnection, path: str, body: bytes, headers: dict[str, str]) -> None:
+    conn.request("POST", path, body=body, headers=headers)
     resp = conn.getresponse()
     data = resp.read()
     if resp.status != 200:
@@ -59,21 +60,21 @@ def _bodies(n: int) -> list[bytes]:
     return out
 
 
-def sequential(port: int, path: str, n: int, warmup: int = 30) -> list[float]:
+def sequential(port: int, path: str, n: int, headers: dict[str, str], warmup: int = 30) -> list[float]:
     bodies = _bodies(n + warmup)
     conn = _conn(port)
     for b in bodies[:warmup]:
-        _post(conn, path, b)
+        _post(conn, path, b, headers)
     lat = []
     for b in bodies[warmup:]:
         t = time.perf_counter()
-        _post(conn, path, b)
+        _post(conn, path, b, headers)
         lat.append((time.perf_counter() - t) * 1000)
     conn.close()
     return lat
 
 
-def concurrent(port: int, path: str, clients: int, seconds: float) -> float:
+def concurrent(port: int, path: str, clients: int, seconds: float, headers: dict[str, str]) -> float:
     bodies = _bodies(2000)
     counts = [0] * clients
     errors: list[BaseException] = []
@@ -82,12 +83,12 @@ def concurrent(port: int, path: str, clients: int, seconds: float) -> float:
 
     def client(i: int) -> None:
         conn = _conn(port)
-        _post(conn, path, bodies[i])  # connect before the clock starts
+        _post(conn, path, bodies[i], headers)  # connect before the clock starts
         start.wait()
         k = i
         try:
             while time.perf_counter() < stop_at[0]:
-                _post(conn, path, bodies[k % len(bodies)])
+                _post(conn, path, bodies[k % len(bodies)], headers)
                 counts[i] += 1
                 k += clients
         except BaseException as e:  # reported after the run
@@ -114,7 +115,24 @@ def pct(xs: list[float], q: float) -> float:
     return xs[min(len(xs) - 1, int(round(q * (len(xs) - 1))))]
 
 
-def deploy(port: int, db_dir: str) -> None:
+def service_token(urls: list[str]) -> str:
+    """One service token, stored in each of the ledgers at ``urls``."""
+    from flywheel.workflows.ledger import Ledger
+
+    secret = None
+    for url in dict.fromkeys(urls):  # one ledger when $FLYWHEEL_DATABASE_URL names it
+        ledger = Ledger(url)
+        try:
+            ledger.upgrade()
+            _, secret = ledger.create_token("service", name="serve-overhead", created_by="benchmark", secret=secret)
+        finally:
+            ledger.dispose()
+    assert secret is not None
+    return secret
+
+
+def deploy(port: int, db_dir: str) -> str:
+    """Deploy the three applications; returns the service token they accept."""
     from ray import serve
 
     from flywheel.services.app import build_flywheel_app
@@ -161,6 +179,7 @@ def deploy(port: int, db_dir: str) -> None:
         }
     )
     serve.run(build_flywheel_app(inline), name="flywheel_inline", route_prefix="/inline")
+    return service_token([settings.resolved_database_url(), inline.resolved_database_url()])
 
 
 def main() -> int:
@@ -186,14 +205,15 @@ def main() -> int:
     res: dict[str, dict[str, list[float]]] = {k: {"p50": [], "p99": [], "rps": []} for k in paths}
     try:
         with tempfile.TemporaryDirectory() as db_dir:
-            deploy(args.port, db_dir)
+            token = deploy(args.port, db_dir)
+            headers = {"content-type": "application/json", "authorization": f"Bearer {token}"}
             for r in range(args.rounds):
                 for name, path in paths.items():
-                    lat = sequential(args.port, path, args.requests)
+                    lat = sequential(args.port, path, args.requests, headers)
                     res[name]["p50"].append(statistics.median(lat))
                     res[name]["p99"].append(pct(lat, 0.99))
                 for name, path in paths.items():
-                    res[name]["rps"].append(concurrent(args.port, path, args.clients, args.seconds))
+                    res[name]["rps"].append(concurrent(args.port, path, args.clients, args.seconds, headers))
                 print(
                     f"round {r + 1}: "
                     + ", ".join(f"{k} p50 {res[k]['p50'][-1]:.2f} ms {res[k]['rps'][-1]:.0f} req/s" for k in paths),

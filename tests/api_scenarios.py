@@ -1,4 +1,7 @@
-"""HTTP API scenarios, run against any client: in-process (tests/services) and on Ray Serve (tests/integration)."""
+"""HTTP API scenarios, run against any client: in-process (tests/services) and on Ray Serve (tests/integration).
+
+The client sends a service token by default (`Authorization: Bearer ...` in its headers).
+"""
 
 from __future__ import annotations
 
@@ -112,3 +115,18 @@ def listing_health_and_stats(client):
     assert abs(sum(stats["route_shares"].values()) - 1.0) < 1e-9
     spec = client.get("/openapi.json").json()
     assert "/v1/workflows/{workflow}/runs" in spec["paths"] and "/v1/outcomes" in spec["paths"]
+
+
+def requests_without_a_valid_token_are_refused(client):
+    request = client.build_request("POST", "/v1/workflows/ticket_triage/runs", json={"input": TICKET})
+    del request.headers["authorization"]
+    r = client.send(request)
+    assert r.status_code == 401 and r.headers["www-authenticate"] == "Bearer"
+    assert r.json()["detail"][0]["loc"] == ["header", "authorization"]
+    r = client.get("/v1/workflows", headers={"Authorization": "Bearer fw_not-a-token"})
+    assert r.status_code == 401 and "unknown or revoked" in r.text
+    r = client.get("/v1/tokens")  # a service token is no admin
+    assert r.status_code == 403 and "role 'service'" in r.text
+    request = client.build_request("GET", "/v1/health")
+    del request.headers["authorization"]
+    assert client.send(request).status_code == 200  # load balancers need no token

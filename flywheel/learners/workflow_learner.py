@@ -29,6 +29,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Mapping
 
+from flywheel.learners.off_policy import SnipsGain
 from flywheel.learners.drift import DriftEvent, DriftMonitor
 from flywheel.learners.examples import LearningExample
 from flywheel.learners.features import HashedFeaturizer
@@ -68,7 +69,7 @@ class WorkflowLearner:
     >>> learner.decide(x, key="next").arm, learner.n_updates
     ('fast', 400)
     >>> sorted(learner.evidence())[:4]
-    ['drift_events', 'exploration', 'human_share.confidence', 'outcomes']
+    ['drift_events', 'estimated_gain', 'estimated_gain_n', 'estimated_gain_se']
     """
 
     def __init__(
@@ -136,6 +137,7 @@ class WorkflowLearner:
         self._reward_sum = 0.0
         self._recent: deque[float] = deque(maxlen=WINDOW)
         self._recent_arm: dict[str, deque[float]] = {}
+        self._gain = SnipsGain()
 
     def _get_params(self) -> dict[str, Any]:
         return {
@@ -168,6 +170,7 @@ class WorkflowLearner:
     def learn(self, ex: LearningExample) -> list[DriftEvent]:
         """Learn from one run's outcome (each outcome once); returns the drifts it revealed."""
         arm = ex.arm
+        p_now = self.probability(ex.x, arm)  # before learning it: an out-of-sample estimate
         self._arm_n[arm] = self._arm_n.get(arm, 0) + 1
         if ex.confidence is None:  # the agent failed: no answer
             self._fails[arm] = self._fails.get(arm, 0) + 1
@@ -213,11 +216,27 @@ class WorkflowLearner:
             else:  # the arm got better: learn it afresh, without exploring more
                 self.bandit.boost_exploration(0.0, 0, arm=event.arm)
         self._events.extend(found)
+        self._gain.learn_one(p_now, ex.propensity, r)
         self._n += 1
         self._reward_sum += r
         self._recent.append(r)
         self._recent_arm.setdefault(arm, deque(maxlen=WINDOW)).append(r)
         return found
+
+    def probability(self, x: Mapping[str, Any], arm: str) -> float:
+        """The probability this learner, as it is now, would choose `arm` for x."""
+        b = self.bandit
+        known = [a for a in self.spec.arms if a in b.arms]
+        if arm not in known:
+            return 0.0
+        scores = b.scores_featurized(b.featurize(x))
+        best = max(known, key=lambda a: scores[b.arms.index(a)])
+        eps = float(b.exploration)
+        return eps / len(known) + (1.0 - eps if arm == best else 0.0)
+
+    def start_evidence_window(self) -> None:
+        """Start the off-policy gain estimate afresh (each version's evidence covers its own window)."""
+        self._gain.reset()
 
     def _still_trusted(self, x: Mapping[str, Any], arm: str) -> bool:
         """Whether the router still predicts `arm` above the floor on x, or would choose it."""
@@ -250,6 +269,8 @@ class WorkflowLearner:
             "drift_events": float(len(self._events)),
             "exploration": float(self.bandit.exploration),
         }
+        gain, se, n = self._gain.predict_one()
+        out["estimated_gain"], out["estimated_gain_se"], out["estimated_gain_n"] = gain, min(se, 1e6), float(n)
         for arm, rewards in self._recent_arm.items():
             out[f"reward_mean.{arm}"] = sum(rewards) / len(rewards)
             out[f"outcomes_recent.{arm}"] = float(len(rewards))

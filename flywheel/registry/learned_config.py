@@ -41,9 +41,22 @@ class LearnedConfig(BaseModel):
     thresholds: dict[str, float] = Field(description="Confidence threshold of each gate step.")
     routing: RoutingConfig = Field(description="The routing policy's parameters.")
     cost_weight: float = Field(ge=0, description="Reward lost per USD, as the router trades it.")
+    resources: dict[str, float] = Field(
+        default_factory=dict,
+        description="Resource settings a tuner may change, keyed `<agent>.replicas`, "
+        "`<agent>.max_ongoing_requests`, ... (nothing consumes them yet).",
+    )
 
     def content_hash(self) -> str:
-        body = self.model_dump(exclude={"version"})
+        """Hash of everything but the version; no resources hashes as before they existed.
+
+        >>> cfg = LearnedConfig(workflow="w", thresholds={"g": 0.5}, routing=RoutingConfig(), cost_weight=1.0)
+        >>> cfg.content_hash() == cfg.model_copy(update={"version": "x"}).content_hash()
+        True
+        >>> cfg.content_hash() == cfg.model_copy(update={"resources": {"a.replicas": 2.0}}).content_hash()
+        False
+        """
+        body = self.model_dump(exclude={"version"} if self.resources else {"version", "resources"})
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
     def with_version(self) -> "LearnedConfig":

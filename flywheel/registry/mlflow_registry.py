@@ -21,6 +21,21 @@ from typing import Any
 from flywheel.registry.learned_config import LearnedConfig
 
 CHAMPION = "champion"
+CANDIDATE = "candidate"
+
+
+class RegistryUnavailable(RuntimeError):
+    """MLflow could not be reached or failed; nothing was decided from its silence."""
+
+
+@dataclass(slots=True)
+class VersionSummary:
+    """A version's registry facts, without downloading its artifacts."""
+
+    number: int
+    created_at: float  # unix seconds
+    tags: dict[str, str]
+    run_id: str
 
 
 @dataclass(slots=True)
@@ -52,6 +67,10 @@ class MlflowRegistry:
     def __init__(self, tracking_uri: str, artifact_root: str | None = None):
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        # A server that is down should fail an operation in seconds, not minutes of retries.
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR", "1")
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
         from mlflow import MlflowClient
 
         self.tracking_uri = tracking_uri
@@ -60,6 +79,7 @@ class MlflowRegistry:
             Path(tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self._experiments: dict[str, str] = {}
+        self._configs: dict[tuple[str, int], LearnedConfig] = {}  # versions are immutable
 
     def _experiment(self, workflow: str) -> str:
         if workflow not in self._experiments:
@@ -85,7 +105,7 @@ class MlflowRegistry:
                 model_name(workflow), description=f"Learned configs of workflow {workflow}"
             )
 
-    def publish(
+    def register(
         self,
         config: LearnedConfig,
         *,
@@ -94,9 +114,9 @@ class MlflowRegistry:
         evidence: dict[str, float],
         position: int,
         proposed_by: str,
-        make_champion: bool = True,
-    ) -> LearnedConfig:
-        """Register `config` as a new version; returns it with its version label set."""
+        tags: dict[str, str] | None = None,
+    ) -> int:
+        """Register `config` as a new version (no alias moves); returns its number."""
         workflow = config.workflow
         self._ensure_model(workflow)
         parent = self.champion_number(workflow)
@@ -112,45 +132,163 @@ class MlflowRegistry:
         for key, value in evidence.items():
             self._client.log_metric(run_id, _metric_key(key), float(value))
         self._client.set_terminated(run_id)
-        tags = {
+        all_tags = {
             "parent_version": "" if parent is None else str(parent),
             "ledger_position": str(position),
             "proposed_by": proposed_by,
             "config_hash": config.content_hash(),
+            **(tags or {}),
         }
         mv = self._client.create_model_version(
-            model_name(workflow), source=f"runs:/{run_id}/learned", run_id=run_id, tags=tags
+            model_name(workflow), source=f"runs:/{run_id}/learned", run_id=run_id, tags=all_tags
+        )
+        return int(mv.version)
+
+    def publish(
+        self,
+        config: LearnedConfig,
+        *,
+        learner_state: bytes | None,
+        policy_state: bytes | None,
+        evidence: dict[str, float],
+        position: int,
+        proposed_by: str,
+        make_champion: bool = True,
+    ) -> LearnedConfig:
+        """Register `config` and (by default) make it champion; returns it with its version label."""
+        number = self.register(
+            config,
+            learner_state=learner_state,
+            policy_state=policy_state,
+            evidence=evidence,
+            position=position,
+            proposed_by=proposed_by,
         )
         if make_champion:
-            self._client.set_registered_model_alias(model_name(workflow), CHAMPION, mv.version)
-        return config.model_copy(update={"version": version_label(workflow, int(mv.version))})
+            self.set_alias(config.workflow, CHAMPION, number)
+        return config.model_copy(update={"version": version_label(config.workflow, number)})
 
-    def champion_number(self, workflow: str) -> int | None:
+    # -- aliases and tags ---------------------------------------------------
+
+    def alias(self, workflow: str, alias: str) -> int | None:
+        """The version an alias names; None when unset (or the model does not exist)."""
         from mlflow.exceptions import MlflowException
 
         try:
-            return int(self._client.get_model_version_by_alias(model_name(workflow), CHAMPION).version)
-        except MlflowException:
-            return None
+            return int(self._client.get_model_version_by_alias(model_name(workflow), alias).version)
+        except MlflowException as e:
+            if _not_found(e):
+                return None
+            raise RegistryUnavailable(f"MLflow at {self.tracking_uri}: {e}") from e
+
+    def set_alias(self, workflow: str, alias: str, number: int) -> None:
+        self._client.set_registered_model_alias(model_name(workflow), alias, str(number))
+
+    def delete_alias(self, workflow: str, alias: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            self._client.delete_registered_model_alias(model_name(workflow), alias)
+        except MlflowException as e:
+            if not _not_found(e):
+                raise
+
+    def set_version_tags(self, workflow: str, number: int, tags: dict[str, str]) -> None:
+        for key, value in tags.items():
+            self._client.set_model_version_tag(model_name(workflow), str(number), key, value)
+
+    def model_tags(self, workflow: str) -> dict[str, str]:
+        """The registered model's tags ({} when it does not exist yet)."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return dict(self._client.get_registered_model(model_name(workflow)).tags or {})
+        except MlflowException as e:
+            if _not_found(e):
+                return {}
+            raise RegistryUnavailable(f"MLflow at {self.tracking_uri}: {e}") from e
+
+    def set_model_tags(self, workflow: str, tags: dict[str, str]) -> None:
+        self._ensure_model(workflow)
+        for key, value in tags.items():
+            self._client.set_registered_model_tag(model_name(workflow), key, value)
+
+    def delete_model_tags(self, workflow: str, keys: list[str]) -> None:
+        for key in keys:
+            self._client.delete_registered_model_tag(model_name(workflow), key)
+
+    def versions(self, workflow: str) -> list[VersionSummary]:
+        """Every version of the workflow's model, oldest first (tags, no artifacts)."""
+        found = self._client.search_model_versions(f"name='{model_name(workflow)}'")
+        out = [
+            VersionSummary(
+                number=int(mv.version),
+                created_at=(mv.creation_timestamp or 0) / 1000.0,
+                tags=dict(mv.tags or {}),
+                run_id=mv.run_id,
+            )
+            for mv in found
+        ]
+        return sorted(out, key=lambda v: v.number)
+
+    def version_tags(self, workflow: str, number: int) -> dict[str, str] | None:
+        """A version's tags; None when there is no such version."""
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return dict(self._client.get_model_version(model_name(workflow), str(number)).tags or {})
+        except MlflowException as e:
+            if _not_found(e):
+                return None
+            raise RegistryUnavailable(f"MLflow at {self.tracking_uri}: {e}") from e
+
+    def config(self, workflow: str, number: int) -> LearnedConfig:
+        """A version's config alone (no states downloaded); cached, versions never change."""
+        key = (workflow, number)
+        if key not in self._configs:
+            mv = self._client.get_model_version(model_name(workflow), str(number))
+            with tempfile.TemporaryDirectory() as d:
+                path = Path(self._client.download_artifacts(mv.run_id, "learned/config.json", d))
+                cfg = LearnedConfig.model_validate_json(path.read_text())
+            self._configs[key] = cfg.model_copy(update={"version": version_label(workflow, number)})
+        return self._configs[key]
+
+    def ping(self) -> None:
+        """Raise RegistryUnavailable unless MLflow answers."""
+        try:
+            self._client.search_registered_models(max_results=1)
+        except Exception as e:
+            raise RegistryUnavailable(f"MLflow at {self.tracking_uri} is unreachable: {e}") from e
+
+    def champion_number(self, workflow: str) -> int | None:
+        return self.alias(workflow, CHAMPION)
 
     def champion(self, workflow: str) -> PublishedVersion | None:
         number = self.champion_number(workflow)
         return None if number is None else self.version(workflow, number)
 
-    def version(self, workflow: str, number: int) -> PublishedVersion:
+    def version(self, workflow: str, number: int, *, learner: bool = True) -> PublishedVersion:
+        """A version with its states (`learner=False`: without the learner's, which only
+        learners need; routers need the config and the policy state)."""
         mv = self._client.get_model_version(model_name(workflow), str(number))
         with tempfile.TemporaryDirectory() as d:
-            path = Path(self._client.download_artifacts(mv.run_id, "learned", d))
-            config = LearnedConfig.model_validate_json((path / "config.json").read_text())
-            learner = (path / "learner.pkl").read_bytes() if (path / "learner.pkl").exists() else None
-            policy = (path / "policy.pkl").read_bytes() if (path / "policy.pkl").exists() else None
+            names = ["config.json", "policy.pkl"] + (["learner.pkl"] if learner else [])
+            present = {Path(f.path).name for f in self._client.list_artifacts(mv.run_id, "learned")}
+            got = {
+                name: Path(self._client.download_artifacts(mv.run_id, f"learned/{name}", d)).read_bytes()
+                for name in names
+                if name in present
+            }
+            config = LearnedConfig.model_validate_json(got["config.json"])
+            learner_state = got.get("learner.pkl")
+            policy = got.get("policy.pkl")
         tags = dict(mv.tags or {})
         parent = tags.get("parent_version") or None
         return PublishedVersion(
             workflow=workflow,
             number=number,
             config=config.model_copy(update={"version": version_label(workflow, number)}),
-            learner_state=learner,
+            learner_state=learner_state,
             policy_state=policy,
             position=int(tags.get("ledger_position", "0")),
             parent=int(parent) if parent else None,
@@ -160,6 +298,11 @@ class MlflowRegistry:
     def metrics(self, workflow: str, number: int) -> dict[str, Any]:
         mv = self._client.get_model_version(model_name(workflow), str(number))
         return dict(self._client.get_run(mv.run_id).data.metrics)
+
+
+def _not_found(e: Exception) -> bool:
+    code = getattr(e, "error_code", "")
+    return code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE") and "connect" not in str(e).lower()
 
 
 def _metric_key(key: str) -> str:

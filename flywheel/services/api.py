@@ -1,7 +1,8 @@
 """The HTTP API under /v1, as a FastAPI app over a Runtime.
 
 The same app runs inside the Serve ingress deployment and, for tests and
-`flywheel up --local`, on its own; only the runtime's agents differ.
+`flywheel up --local`, on its own; only the runtime's agents differ. Every
+endpoint but /v1/health needs a bearer token whose role it allows (see auth.py).
 """
 
 from __future__ import annotations
@@ -14,6 +15,9 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from flywheel.services import schemas as s
+from flywheel.services.api_tokens import tokens_router
+from flywheel.services.api_governance import governance_router
+from flywheel.services.auth import TokenCache, require
 from flywheel.services.runtime import Conflict, InvalidInput, Runtime, UnknownRun, UnknownWorkflow
 from flywheel.workflows.engine import HumanDecision
 from flywheel.workflows.records import OutcomeEvent
@@ -58,6 +62,9 @@ def create_api(factory: RuntimeFactory) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.holder = holder
+    app.state.token_cache = TokenCache()
+    any_token = [Depends(require())]
+    service = [Depends(require("service"))]
 
     async def runtime() -> Runtime:
         return await holder.get()
@@ -93,7 +100,7 @@ def create_api(factory: RuntimeFactory) -> FastAPI:
             status="ok", workflows=len(rt.specs), config_versions=rt.configs.versions()
         )
 
-    @app.get("/v1/workflows", response_model=list[s.WorkflowOut], tags=["workflows"])
+    @app.get("/v1/workflows", response_model=list[s.WorkflowOut], tags=["workflows"], dependencies=any_token)
     async def list_workflows(rt: Runtime = Depends(runtime)):
         """The workflows this service runs."""
         return [
@@ -107,7 +114,9 @@ def create_api(factory: RuntimeFactory) -> FastAPI:
             for spec in rt.specs.values()
         ]
 
-    @app.get("/v1/workflows/{workflow}/stats", response_model=s.StatsOut, tags=["workflows"])
+    @app.get(
+        "/v1/workflows/{workflow}/stats", response_model=s.StatsOut, tags=["workflows"], dependencies=any_token
+    )
     async def workflow_stats(workflow: str, rt: Runtime = Depends(runtime)):
         """Runs, outcomes, mean reward and route shares of a workflow."""
         st = await rt.stats(workflow)
@@ -121,7 +130,7 @@ def create_api(factory: RuntimeFactory) -> FastAPI:
             config_version=rt.configs.learned(workflow).version,
         )
 
-    @app.post("/v1/workflows/{workflow}/runs", response_model=s.RunOut, tags=["runs"])
+    @app.post("/v1/workflows/{workflow}/runs", response_model=s.RunOut, tags=["runs"], dependencies=service)
     async def start_run(workflow: str, body: s.RunRequest, rt: Runtime = Depends(runtime)):
         """Run the workflow on one input, synchronously: route, call the agent, gate.
 
@@ -131,12 +140,12 @@ def create_api(factory: RuntimeFactory) -> FastAPI:
         run = await rt.start_run(workflow, body.input, body.metadata)
         return s.RunOut(**s.run_out(run))
 
-    @app.get("/v1/runs/{run_id}", response_model=s.RunDetail, tags=["runs"])
+    @app.get("/v1/runs/{run_id}", response_model=s.RunDetail, tags=["runs"], dependencies=service)
     async def get_run(run_id: str, rt: Runtime = Depends(runtime)):
         """A run with its steps, decision and outcomes."""
         return s.run_detail(await rt.get_run(run_id))
 
-    @app.post("/v1/runs/{run_id}/resume", response_model=s.RunOut, tags=["runs"])
+    @app.post("/v1/runs/{run_id}/resume", response_model=s.RunOut, tags=["runs"], dependencies=service)
     async def resume_run(run_id: str, body: s.ResumeRequest, rt: Runtime = Depends(runtime)):
         """Apply a human's decision to a run waiting at a human step. Acts once: a second resume is 409."""
         decision = HumanDecision(
@@ -146,7 +155,7 @@ def create_api(factory: RuntimeFactory) -> FastAPI:
         view = await rt.get_run(run_id)
         return s.RunOut(**s.run_out(updated, decision_run=view.run))
 
-    @app.post("/v1/outcomes", response_model=s.OutcomeReportOut, tags=["outcomes"])
+    @app.post("/v1/outcomes", response_model=s.OutcomeReportOut, tags=["outcomes"], dependencies=service)
     async def post_outcomes(body: s.OutcomeBatch, rt: Runtime = Depends(runtime)):
         """Outcomes of runs, in a batch; idempotent by event_id. Stored before the response."""
         report = await rt.post_outcomes([OutcomeEvent(**e.model_dump()) for e in body.events])
@@ -156,4 +165,6 @@ def create_api(factory: RuntimeFactory) -> FastAPI:
             rejected=[s.RejectionOut(event_id=r.event_id, reason=r.reason) for r in report.rejected],
         )
 
+    app.include_router(tokens_router())
+    app.include_router(governance_router())
     return app

@@ -26,7 +26,7 @@ def build_flywheel_app(settings: AppSettings) -> Application:
     load_workflows(settings)  # fail here, at build, naming the file and field
     dumped = settings.model_dump()
     router = RouterDeployment.options(
-        ray_actor_options={"num_cpus": settings.serve.num_cpus}
+        num_replicas=settings.serve.router_replicas, ray_actor_options={"num_cpus": settings.serve.num_cpus}
     ).bind(dumped)
     agents = {
         name: AgentDeployment.options(

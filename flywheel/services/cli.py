@@ -20,6 +20,13 @@ app.add_typer(bench_app, name="bench")
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 ConfigOpt = typer.Option(Path("configs/app.yaml"), "--config", "-c", help="App settings file.")
+TokenOpt = typer.Option(
+    None, "--token", envvar="FLYWHEEL_TOKEN", help="API token (flywheel tokens create); $FLYWHEEL_TOKEN."
+)
+
+
+def _auth(token: Optional[str]) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
 
 
 def _settings(path: Path):
@@ -63,26 +70,35 @@ def demo(
     runs: int = typer.Option(2000, help="Runs to drive (0: the scenario's length)."),
     concurrency: int = typer.Option(8, help="Concurrent clients."),
     seed: Optional[int] = typer.Option(None, help="Traffic seed (default: the scenario's)."),
+    token: Optional[str] = TokenOpt,
 ) -> None:
     """Drive a simulator scenario against a running service: runs, human reviews and late outcomes."""
     import asyncio
 
     from flywheel.services.demo import DemoDriver
 
+    if not token:
+        typer.secho("a service token is needed: --token or $FLYWHEEL_TOKEN "
+                    "(flywheel tokens create --role service)", fg="red", err=True)
+        raise typer.Exit(2)
     settings = _settings(config)
     sim = settings.simulator
     if scenario:
         sim = sim.model_copy(update={"scenario": scenario})
-    driver = DemoDriver(url, sim, seed=seed)
+    driver = DemoDriver(url, sim, seed=seed, token=token)
     asyncio.run(driver.run(runs or None, concurrency=concurrency, progress=True))
 
 
 @runs_app.command("show")
-def runs_show(run_id: str, url: str = typer.Option(DEFAULT_URL, help="Base URL of the service.")) -> None:
-    """Print a run with its steps, decision and outcomes."""
+def runs_show(
+    run_id: str,
+    url: str = typer.Option(DEFAULT_URL, help="Base URL of the service."),
+    token: Optional[str] = TokenOpt,
+) -> None:
+    """Print a run with its steps, decision and outcomes (needs a service token)."""
     import httpx
 
-    r = httpx.get(f"{url}/v1/runs/{run_id}", timeout=10)
+    r = httpx.get(f"{url}/v1/runs/{run_id}", headers=_auth(token), timeout=10)
     if r.status_code != 200:
         typer.secho(f"{r.status_code}: {r.text}", fg="red", err=True)
         raise typer.Exit(1)
@@ -93,12 +109,13 @@ def runs_show(run_id: str, url: str = typer.Option(DEFAULT_URL, help="Base URL o
 def workflows_list(
     url: Optional[str] = typer.Option(None, help="Ask a running service instead of reading the config."),
     config: Path = ConfigOpt,
+    token: Optional[str] = TokenOpt,
 ) -> None:
     """List workflows: name, arms, gates."""
     if url:
         import httpx
 
-        r = httpx.get(f"{url}/v1/workflows", timeout=10)
+        r = httpx.get(f"{url}/v1/workflows", headers=_auth(token), timeout=10)
         r.raise_for_status()
         for w in r.json():
             typer.echo(f"{w['name']:<20} arms={','.join(w['arms'])}  version={w['config_version']}")
@@ -127,6 +144,24 @@ def _register_benchmarks() -> None:
 
 
 _register_benchmarks()
+
+
+def _register_tokens() -> None:
+    from flywheel.services.cli_tokens import tokens_app
+
+    app.add_typer(tokens_app, name="tokens")
+
+
+_register_tokens()
+
+
+def _register_governance() -> None:
+    from flywheel.services.cli_governance import register
+
+    register(app)
+
+
+_register_governance()
 
 
 def main() -> None:

@@ -52,8 +52,19 @@ def _event_json(e: OutcomeEvent) -> dict:
 
 
 class DemoDriver:
-    def __init__(self, url: str, simulator: SimulatorSettings, seed: int | None = None, outcome_batch: int = 50):
+    """Plays the scenario against the service at ``url``, as the service token ``token``."""
+
+    def __init__(
+        self,
+        url: str,
+        simulator: SimulatorSettings,
+        seed: int | None = None,
+        outcome_batch: int = 50,
+        *,
+        token: str,
+    ):
         self.url = url
+        self.headers = {"Authorization": f"Bearer {token}"}
         self.scenario = load_scenario(simulator.scenario, simulator.scenarios_dir)
         self.environment = Environment(self.scenario)
         self.traffic = TrafficGenerator(self.scenario, seed=seed)
@@ -74,7 +85,7 @@ class DemoDriver:
                        console=console, disable=not progress, transient=True)
         task = bar.add_task("runs", total=total)
         limits = httpx.Limits(max_connections=concurrency * 2)
-        async with httpx.AsyncClient(base_url=self.url, timeout=60, limits=limits) as client:
+        async with httpx.AsyncClient(base_url=self.url, timeout=60, limits=limits, headers=self.headers) as client:
 
             async def worker() -> None:
                 for tick in ticks:

@@ -8,6 +8,7 @@ never stopped. The learner deployment on Serve drives this object.
 
 from __future__ import annotations
 
+import logging
 import pickle
 import time
 from dataclasses import asdict, dataclass
@@ -17,6 +18,7 @@ from flywheel.learners.examples import LearningExample
 from flywheel.learners.workflow_learner import WorkflowLearner
 from flywheel.registry.learned_config import LearnedConfig, RoutingConfig
 from flywheel.registry.mlflow_registry import MlflowRegistry
+from flywheel.registry.governor import Governor, Outcome
 from flywheel.services.policies import state_sha
 from flywheel.workflows.ledger import Ledger
 from flywheel.workflows.records import LearningEvent, OutcomeJoin
@@ -27,12 +29,16 @@ if TYPE_CHECKING:
     from flywheel.services.settings import AppSettings
 
 
+log = logging.getLogger(__name__)
+
+
 @dataclass(slots=True)
 class Published:
-    """A version just published: what routers need to decide with it."""
+    """A version just proposed (in the ledger's outbox): what routers would decide with."""
 
     config: LearnedConfig
     policy_state: bytes
+    outbox_id: int
 
 
 def example_of(j: OutcomeJoin) -> LearningExample | None:
@@ -67,6 +73,7 @@ class LearningLoop:
         ledger: Ledger,
         registry: MlflowRegistry | None,
         *,
+        governor: Governor | None = None,
         seed: int = 0,
         n_bits: int = 14,
         publish_every_outcomes: int = 200,
@@ -76,6 +83,7 @@ class LearningLoop:
         self.specs = specs
         self.ledger = ledger
         self.registry = registry
+        self.governor = governor
         self.seed = seed
         self.n_bits = n_bits
         self.publish_every_outcomes = publish_every_outcomes
@@ -93,13 +101,17 @@ class LearningLoop:
         """The loop of these settings, restored from the registry's champions."""
         from flywheel.services.runtime import load_workflows
 
+        from flywheel.registry.policy import load_policies
+
         learning = settings.learning
         ledger = Ledger(settings.resolved_database_url())
         ledger.upgrade()
+        registry = MlflowRegistry(learning.mlflow_tracking_uri, learning.mlflow_artifacts)
         loop = cls(
             load_workflows(settings),
             ledger,
-            MlflowRegistry(learning.mlflow_tracking_uri, learning.mlflow_artifacts),
+            registry,
+            governor=Governor(registry, ledger, load_policies(settings.governance.policies)),
             seed=settings.seed,
             n_bits=learning.n_bits,
             publish_every_outcomes=learning.publish_every_outcomes,
@@ -117,16 +129,37 @@ class LearningLoop:
         self._last_publish[workflow] = self.clock()
 
     def restore(self) -> dict[str, int | None]:
-        """Load each workflow's champion state (if any) and where it had learned up to."""
+        """Load each workflow's newest learner state and where it had learned up to.
+
+        The newest state is the newest version this loop proposed, whatever review
+        made of it: one still waiting in the ledger's outbox, else the newest in
+        the registry. Returns the registry version (or -outbox id) loaded, or None.
+        With nothing to load (or MLflow unreachable) the learner starts fresh and
+        replays the ledger from the start, which ends in the same state.
+        """
         loaded: dict[str, int | None] = {}
+        waiting = {v.workflow: v for v in self.ledger.unpublished_versions(limit=10**6) if v.learner_state}
         for name in self.specs:
-            champion = self.registry.champion(name) if self.registry is not None else None
-            if champion is None or champion.learner_state is None:
-                loaded[name] = None
+            loaded[name] = None
+            if name in waiting:
+                item = waiting[name]
+                self.learners[name] = pickle.loads(item.learner_state)
+                self.positions[name] = item.position
+                loaded[name] = -item.id
                 continue
-            self.learners[name] = pickle.loads(champion.learner_state)
-            self.positions[name] = champion.position
-            loaded[name] = champion.number
+            if self.registry is None:
+                continue
+            try:
+                ours = [v.number for v in self.registry.versions(name) if v.tags.get("proposed_by") == "learner"]
+                newest = self.registry.version(name, ours[-1]) if ours else None
+            except Exception as e:  # MLflow down: start fresh; replaying the ledger ends the same
+                log.warning("%s: registry unreachable (%s); learning again from the ledger", name, e)
+                continue
+            if newest is None or newest.learner_state is None:
+                continue
+            self.learners[name] = pickle.loads(newest.learner_state)
+            self.positions[name] = newest.position
+            loaded[name] = newest.number
         return loaded
 
     @property
@@ -183,6 +216,7 @@ class LearningLoop:
         spec = self.specs[workflow]
         policy_state = pickle.dumps(learner.bandit)
         evidence = dict(learner.evidence())
+        learner.start_evidence_window()  # before pickling: a restored learner matches one never stopped
         drifts = self.ledger.learning_events(workflow)
         evidence["drift_events_total"] = float(len(drifts))
         config = LearnedConfig(
@@ -200,23 +234,30 @@ class LearningLoop:
         return config, pickle.dumps(learner), policy_state, evidence
 
     def publish_due(self, force: bool = False) -> list[Published]:
-        """Publish a version of each due workflow; each becomes champion."""
+        """Propose a version of each due workflow: into the ledger's outbox (durable, in order).
+
+        `publish_pending` then moves the outbox to the registry, through policy.
+        A loop without a governor publishes nothing (benchmarks, tests): the
+        snapshots are only returned.
+        """
         out = []
         for wf in self.due(force):
             config, learner_state, policy_state, evidence = self.snapshot(wf)
-            if self.registry is not None:
-                config = self.registry.publish(
-                    config,
-                    learner_state=learner_state,
-                    policy_state=policy_state,
-                    evidence=evidence,
-                    position=self.positions[wf],
-                    proposed_by="learner",
-                )
-            else:
-                config = config.with_version()
+            outbox_id = 0 if self.governor is None else self.ledger.enqueue_version(
+                workflow=wf,
+                proposed_by="learner",
+                position=self.positions[wf],
+                config=config.model_dump(),
+                evidence=evidence,
+                learner_state=learner_state,
+                policy_state=policy_state,
+            )
             self._pending[wf] = 0
             self._last_publish[wf] = self.clock()
-            out.append(Published(config=config, policy_state=policy_state))
+            out.append(Published(config=config.with_version(), policy_state=policy_state, outbox_id=outbox_id))
         return out
 
+    def publish_pending(self) -> list[Outcome]:
+        """Register the outbox's versions in MLflow, through policy; raises RegistryUnavailable
+        (the versions wait) when MLflow cannot be reached."""
+        return self.governor.publish_outbox() if self.governor is not None else []

@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+from typing import Any
 
 import uvicorn
 
 from flywheel.services.api import create_api
-from flywheel.services.launcher import _drive_demo, print_urls
+from flywheel.services.launcher import _drive_demo, announce_admin_token, prepare_ledger, print_urls
 from flywheel.services.local_agents import LocalAgents
 from flywheel.services.runtime import Runtime
 from flywheel.services.settings import AppSettings
@@ -23,7 +24,8 @@ def local_api(settings: AppSettings, *, learning: bool = False):
     async def factory() -> Runtime:
         runtime = Runtime.from_settings(settings, LocalAgents.from_settings(settings))
         if learning and settings.learning.enabled:
-            task = asyncio.get_running_loop().create_task(_learn(settings, runtime))
+            follow = await _govern_locally(settings, runtime)
+            task = asyncio.get_running_loop().create_task(_learn(settings, runtime, follow))
 
             async def stop() -> None:
                 task.cancel()
@@ -34,20 +36,56 @@ def local_api(settings: AppSettings, *, learning: bool = False):
     return create_api(factory)
 
 
-async def _learn(settings: AppSettings, runtime: Runtime) -> None:
+async def _govern_locally(settings: AppSettings, runtime: Runtime):
+    """Review and operator operations in-process; returns `follow(workflow=None)`, which makes
+    the registry's champion live in the runtime (as router replicas do on Serve)."""
+    from flywheel.services.governance import CHANGES_LIVE, ChampionSync, GovernanceOps
+
+    ops = await asyncio.to_thread(GovernanceOps.from_settings, settings, runtime.ledger, list(runtime.specs))
+    sync = ChampionSync(ops.governor.registry)
+
+    async def follow(workflow: str | None = None) -> None:
+        for wf in [workflow] if workflow else list(runtime.specs):
+            found = await asyncio.to_thread(sync.fetch, wf, runtime.configs.learned(wf).version)
+            if found is not None:
+                runtime.configs.apply(*found)
+
+    async def govern(op: str, args: dict[str, Any]) -> dict[str, Any]:
+        result = await asyncio.to_thread(ops.dispatch, op, args)
+        if op in CHANGES_LIVE and "error" not in result:
+            await follow(args.get("workflow"))
+        return result
+
+    runtime.govern = govern
+    await follow()
+    return follow
+
+
+async def _learn(settings: AppSettings, runtime: Runtime, follow) -> None:
+    from flywheel.registry.mlflow_registry import RegistryUnavailable
     from flywheel.services.learning import LearningLoop
 
     loop = await asyncio.to_thread(LearningLoop.from_settings, settings)
+    last_sync = time.monotonic()
     while True:
         learned = await asyncio.to_thread(loop.step)
-        for p in await asyncio.to_thread(loop.publish_due):
-            runtime.configs.apply(p.config, p.policy_state)
+        await asyncio.to_thread(loop.publish_due)
+        try:
+            for outcome in await asyncio.to_thread(loop.publish_pending):
+                if outcome.champion_changed:
+                    await follow(outcome.workflow)
+        except RegistryUnavailable:
+            pass  # the versions wait in the ledger; serving stays on the last champion
+        if time.monotonic() - last_sync >= settings.governance.sync_s:  # changes made elsewhere (CLI)
+            await follow()
+            last_sync = time.monotonic()
         if not learned:
             await asyncio.sleep(settings.learning.poll_s)
 
 
 def serve_locally(settings: AppSettings, *, demo: bool, runs: int, concurrency: int) -> None:
     url = f"http://{settings.serve.host}:{settings.serve.port}"
+    admin_secret = prepare_ledger(settings)
     server = uvicorn.Server(
         uvicorn.Config(local_api(settings, learning=True), host=settings.serve.host, port=settings.serve.port, log_level="warning")
     )
@@ -56,6 +94,7 @@ def serve_locally(settings: AppSettings, *, demo: bool, runs: int, concurrency: 
     while not server.started:
         time.sleep(0.05)
     print_urls(url)
+    announce_admin_token(admin_secret)
     try:
         if demo:
             _drive_demo(url, settings, runs, concurrency)

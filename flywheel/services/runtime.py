@@ -79,6 +79,9 @@ class Runtime:
         self.writer: BatchWriter[RunRecord] = BatchWriter(ledger.insert_new_runs, max_batch=ledger_batch)
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self._on_outcomes: list[Callable[[list[int]], object]] = []
+        # Review and operator operations (set by whoever serves: the router on Serve,
+        # an in-process governor locally); None when there is no registry.
+        self.govern: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
 
     def on_outcomes(self, callback: Callable[[list[int]], object]) -> None:
         """Call `callback(positions)` after new outcomes are stored (e.g. to wake the learner)."""

@@ -64,6 +64,9 @@ class ServeSettings(_Model):
     host: str = Field(default="127.0.0.1", description="Address the HTTP proxy binds.")
     port: int = Field(default=8000, ge=1, le=65535, description="Port of the HTTP proxy.")
     ingress_replicas: int = Field(default=1, ge=1, description="Replicas of the ingress deployment.")
+    router_replicas: int = Field(
+        default=1, ge=1, description="Replicas of the router deployment (each follows the registry)."
+    )
     ingress_max_ongoing_requests: int = Field(default=256, ge=1, description="Concurrent requests per ingress replica.")
     num_cpus: float = Field(default=0.1, ge=0, description="CPUs reserved per ingress/router replica.")
     throughput_optimized: bool = Field(
@@ -95,6 +98,18 @@ class LearningSettings(_Model):
     mlflow_artifacts: str = Field(default=".flywheel/mlartifacts", description="Where version artifacts are stored.")
 
 
+class GovernanceSettings(_Model):
+    """What may change by itself, and how fast routers follow the registry."""
+
+    policies: str = Field(
+        default="configs/policies.yaml",
+        description="Policy file: per workflow and parameter, bounds, largest step and autonomy.",
+    )
+    sync_s: float = Field(
+        default=1.0, gt=0, description="How often router replicas check the registry's champion (seconds)."
+    )
+
+
 class AppSettings(_Model):
     """Everything the service is started with."""
 
@@ -108,6 +123,9 @@ class AppSettings(_Model):
     simulator: SimulatorSettings = Field(default_factory=SimulatorSettings, description="Sim agents' world.")
     serve: ServeSettings = Field(default_factory=ServeSettings, description="How the app is served.")
     learning: LearningSettings = Field(default_factory=LearningSettings, description="The online learning loop.")
+    governance: GovernanceSettings = Field(
+        default_factory=GovernanceSettings, description="Policies, review and how routers follow the registry."
+    )
     ledger_batch: int = Field(default=256, ge=1, description="Most runs written in one ledger transaction.")
 
     def resolved_database_url(self) -> str:
@@ -134,9 +152,10 @@ class AppSettings(_Model):
         learning = self.learning.model_copy(
             update={"mlflow_tracking_uri": mlflow_uri, "mlflow_artifacts": fix(self.learning.mlflow_artifacts)}
         )
+        governance = self.governance.model_copy(update={"policies": fix(self.governance.policies)})
         return self.model_copy(
             update={"workflows_dir": fix(self.workflows_dir), "database_url": url, "simulator": sim,
-                    "learning": learning}
+                    "learning": learning, "governance": governance}
         )
 
 

@@ -136,6 +136,35 @@ class AuditEntry:
     hash: str
 
 
+@dataclass(slots=True, frozen=True)
+class TokenInfo:
+    """An API token as the ledger shows it: never its secret, nor the secret's hash."""
+
+    name: str
+    role: str  # service | mlops | operator | admin
+    created_at: float
+    created_by: str
+    revoked_at: float | None = None
+
+
+@dataclass(slots=True)
+class OutboxVersion:
+    """A learned-config version waiting in the ledger for the registry."""
+
+    id: int
+    created_at: float
+    workflow: str
+    proposed_by: str
+    position: int
+    config: dict[str, Any]
+    evidence: dict[str, float]
+    learner_state: bytes | None
+    policy_state: bytes | None
+    attempts: int = 0
+    last_error: str | None = None
+    published_number: int | None = None
+
+
 @dataclass(slots=True)
 class OutcomeJoin:
     """An outcome joined with the decision it judges: what a learner needs, from the ledger."""

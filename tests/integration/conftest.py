@@ -65,7 +65,20 @@ def flywheel_url(ray_session, serve_settings):
     return url
 
 
+@pytest.fixture(scope="session")
+def service_token(serve_settings):
+    """A service token, stored straight in the app's ledger."""
+    from flywheel.workflows.ledger import Ledger
+
+    ledger = Ledger(serve_settings.resolved_database_url())
+    ledger.upgrade()
+    _, token = ledger.create_token("service", name="integration-tests", created_by="tests")
+    ledger.dispose()
+    return token
+
+
 @pytest.fixture
-def client(flywheel_url):
-    with httpx.Client(base_url=flywheel_url, timeout=30) as c:
+def client(flywheel_url, service_token):
+    with httpx.Client(base_url=flywheel_url, timeout=30,
+                      headers={"Authorization": f"Bearer {service_token}"}) as c:
         yield c

@@ -23,6 +23,10 @@ def test_listing_health_and_stats(client):
     scenarios.listing_health_and_stats(client)
 
 
+def test_requests_without_a_valid_token_are_refused(client):
+    scenarios.requests_without_a_valid_token_are_refused(client)
+
+
 def test_concurrent_resumes_act_once(client):
     import concurrent.futures as cf
 

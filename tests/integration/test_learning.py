@@ -40,7 +40,8 @@ def test_outcomes_change_live_routing_within_the_interval(client, serve_settings
     version = published_at = None
     deadline = posted + PUBLISH_EVERY_S + 10
     while version is None and time.time() < deadline:
-        fresh = [(v, t) for v, t in learner.status.remote().result()["published"][seen:] if v.startswith("ticket_triage@")]
+        fresh = [(v, t) for v, t, status in learner.status.remote().result()["published"][seen:]
+                 if v.startswith("ticket_triage@") and status == "auto"]
         if fresh:
             version, published_at = fresh[0]
         time.sleep(0.05)

@@ -29,6 +29,7 @@ from flywheel.learners.drift import DriftMonitor
 from flywheel.learners.examples import LearningExample
 from flywheel.learners.features import HashedFeaturizer
 from flywheel.learners.linear_bandit import LinearBandit
+from flywheel.learners.off_policy import SnipsGain
 from flywheel.learners.softmax import SoftmaxPolicy
 from flywheel.learners.threshold import ThresholdLearner
 from flywheel.learners.workflow_learner import WorkflowLearner
@@ -84,6 +85,12 @@ def _softmax_step(p: SoftmaxPolicy, i: int) -> Any:
     return c.arm, c.propensity
 
 
+def _gain_step(g: SnipsGain, i: int) -> Any:
+    arm = int(_u("arm", i) < 0.5)
+    g.learn_one(target_probability=0.9 if arm else 0.1, logged_propensity=0.5, reward=float(_u("r", i) < 0.3 + 0.4 * arm))
+    return g.predict_one()
+
+
 @dataclass
 class Case:
     cls: type
@@ -107,6 +114,7 @@ CASES = [
                                bigrams=True, down_after=4, failure_floor=0.4, comeback_epsilon=0.35),
          _workflow_step, seeded=True, composed=frozenset({"bandit", "thresholds", "drift"}),
          renamed=frozenset({"bandit", "drift_events"})),
+    Case(SnipsGain, dict(window=300), _gain_step, seeded=False),
     Case(SoftmaxPolicy, dict(weights={"a": 1.0, "b": 0.2, "c": -0.5}, temperature=0.7, seed=9), _softmax_step,
          seeded=True),
 ]

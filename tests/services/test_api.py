@@ -5,6 +5,7 @@ from fastapi.testclient import TestClient
 
 from flywheel.services.local_server import local_api
 from flywheel.services.settings import load_settings
+from flywheel.workflows.ledger import Ledger
 from tests import api_scenarios as scenarios
 
 
@@ -14,7 +15,11 @@ def client(tmp_path_factory):
     settings = load_settings("configs/app.yaml")
     settings = settings.model_copy(update={"database_url": f"sqlite:///{db}",
                                            "simulator": settings.simulator.model_copy(update={"latency_scale": 0.0})})
-    with TestClient(local_api(settings)) as c:
+    ledger = Ledger(settings.resolved_database_url())
+    ledger.upgrade()
+    _, token = ledger.create_token("service", name="api-tests", created_by="tests")
+    ledger.dispose()
+    with TestClient(local_api(settings), headers={"Authorization": f"Bearer {token}"}) as c:
         yield c
 
 
@@ -36,3 +41,7 @@ def test_bad_requests_are_clear(client):
 
 def test_listing_health_and_stats(client):
     scenarios.listing_health_and_stats(client)
+
+
+def test_requests_without_a_valid_token_are_refused(client):
+    scenarios.requests_without_a_valid_token_are_refused(client)

@@ -5,7 +5,9 @@ import asyncio
 import pytest
 
 from flywheel.learners.simulator import Environment, TrafficGenerator, load_scenario
+from flywheel.registry.governor import Governor
 from flywheel.registry.mlflow_registry import MlflowRegistry
+from flywheel.registry.policy import load_policies
 from flywheel.services.learning import LearningLoop
 from flywheel.services.local_agents import LocalAgents
 from flywheel.services.runtime import Runtime
@@ -43,8 +45,18 @@ def world(tmp_path_factory):
 
 
 def _loop(runtime, registry):
-    return LearningLoop(runtime.specs, runtime.ledger, registry, seed=0, n_bits=12,
+    governor = None
+    if registry is not None:
+        governor = Governor(registry, runtime.ledger, load_policies("configs/policies.yaml"))
+    return LearningLoop(runtime.specs, runtime.ledger, registry, governor=governor, seed=0, n_bits=12,
                         publish_every_outcomes=10**9, publish_every_s=10**9)
+
+
+def _publish(loop):
+    """Propose what is due (into the outbox), then register it; {workflow: (snapshot, outcome)}."""
+    proposed = {p.config.workflow: p for p in loop.publish_due(force=True)}
+    done = {o.workflow: o for o in loop.publish_pending()}
+    return {wf: (p, done.get(wf)) for wf, p in proposed.items()}
 
 
 def _probe_decisions(loop):
@@ -68,8 +80,9 @@ def test_restart_mid_stream_gives_the_same_decisions(world, tmp_path):
 
     first = _loop(runtime, registry)
     first.step(limit=230)  # stopped mid-stream, after publishing what it had
-    published = first.publish_due(force=True)
-    assert {p.config.workflow for p in published} == {"ticket_triage", "report_generation"}
+    published = _publish(first)
+    assert set(published) == {"ticket_triage", "report_generation"}
+    assert {o.status for _, o in published.values()} == {"auto"}
     del first
     restarted = _loop(runtime, registry)
     loaded = restarted.restore()
@@ -89,19 +102,23 @@ def test_a_version_carries_config_state_evidence_and_lineage(world, tmp_path):
     registry = MlflowRegistry(f"sqlite:///{tmp_path}/mlflow.db", str(tmp_path / "art"))
     loop = _loop(runtime, registry)
     loop.step(limit=200)
-    v1 = {p.config.workflow: p for p in loop.publish_due(force=True)}
+    v1 = _publish(loop)
     assert loop.due(force=True) == []  # nothing new learned: nothing to publish
     loop.step()
-    v2 = {p.config.workflow: p for p in loop.publish_due(force=True)}
+    v2 = _publish(loop)
     tt = registry.champion("ticket_triage")
-    assert tt.config.version == v2["ticket_triage"].config.version == "ticket_triage@v2"
+    assert v2["ticket_triage"][1].status == "auto", v2["ticket_triage"][1].reasons
+    assert tt.config.version == "ticket_triage@v2" and v2["ticket_triage"][1].number == 2
     assert tt.parent == 1 and tt.position == loop.positions["ticket_triage"]
     assert tt.config.routing.kind == "bandit" and tt.config.routing.state_sha
     assert set(tt.config.thresholds) == {"confidence"}
-    assert tt.policy_state == v2["ticket_triage"].policy_state
-    assert tt.tags["proposed_by"] == "learner"
-    assert registry.metrics("ticket_triage", 2)
-    assert v1["ticket_triage"].config.version == "ticket_triage@v1"
+    step = abs(tt.config.thresholds["confidence"] - registry.config("ticket_triage", 1).thresholds["confidence"])
+    assert step <= 0.1 + 1e-9  # the policy lets a threshold move 0.1 a version (clipped)
+    assert tt.policy_state == v2["ticket_triage"][0].policy_state
+    assert tt.tags["proposed_by"] == "learner" and tt.tags["status"] == "auto"
+    metrics = registry.metrics("ticket_triage", 2)
+    assert metrics["outcomes"] > 0 and "estimated_gain" in metrics and metrics["estimated_gain_se"] > 0
+    assert v1["ticket_triage"][1].number == 1
 
 
 def test_a_policy_that_cannot_decide_is_refused_and_the_live_one_stays(world):

@@ -23,14 +23,14 @@ from flywheel.workflows.ledger.migrate import current_revision, head_revision
 from flywheel.workflows.ledger.tables import Base
 from flywheel.workflows.records import OutcomeEvent, RunRecord, RunView, StepRecord
 
-TABLES = {"runs", "steps", "decisions", "outcomes", "audit", "learning_events"}
+TABLES = {"runs", "steps", "decisions", "outcomes", "audit", "learning_events", "tokens", "version_outbox"}
 
 
 # -- schema -------------------------------------------------------------------
 
 
 def test_upgrade_is_idempotent_and_keeps_data(ledger: Ledger) -> None:
-    assert current_revision(ledger.engine) == head_revision() == "0002"
+    assert current_revision(ledger.engine) == head_revision() == "0004"
     ledger.write_runs([make_run("r1")])
     ledger.upgrade()
     ledger.upgrade()

@@ -73,6 +73,27 @@ class ConfigWatcher:
             self._task.cancel()
 
 
+class ReplicaHeader:
+    """ASGI middleware: each response names the ingress replica that served it
+    (`x-flywheel-replica`), so clients and benchmarks can tell replicas apart."""
+
+    def __init__(self, app: Any, replica: str):
+        self.app = app
+        self.header = (b"x-flywheel-replica", replica.encode())
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def tagged(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], self.header]
+            await send(message)
+
+        await self.app(scope, receive, tagged)
+
+
 def ingress_api_builder(settings: dict[str, Any]):
     """The ASGI builder Serve evaluates on each ingress replica."""
 
@@ -87,12 +108,20 @@ def ingress_api_builder(settings: dict[str, Any]):
             watcher.start()
             runtime.on_close(watcher.stop)
             if app_settings.learning.enabled:
+                router = serve.get_deployment_handle("router", app_name=app_name)
+
+                async def govern(op: str, args: dict[str, Any]) -> dict[str, Any]:
+                    return await router.govern.remote(op, args)
+
+                runtime.govern = govern
                 learner = serve.get_deployment_handle("learner", app_name=app_name)
                 # Fire and forget: the learner reads the ledger; this only wakes it sooner.
                 runtime.on_outcomes(lambda positions: learner.notify.remote(positions))
             return runtime
 
-        return create_api(factory)
+        api = create_api(factory)
+        api.add_middleware(ReplicaHeader, replica=serve.get_replica_context().replica_tag)
+        return api
 
     return build
 

@@ -15,7 +15,9 @@ from typing import Any
 
 from ray import serve
 
-from flywheel.services.learning import LearningLoop, Published
+from flywheel.registry.governor import Outcome
+from flywheel.registry.mlflow_registry import RegistryUnavailable
+from flywheel.services.learning import LearningLoop
 from flywheel.services.settings import AppSettings
 
 log = logging.getLogger("ray.serve")
@@ -27,7 +29,9 @@ class LearnerDeployment:
         self.settings = AppSettings.model_validate(settings)
         self.loop = await asyncio.to_thread(LearningLoop.from_settings, self.settings)
         self.router = serve.get_deployment_handle("router", app_name=serve.get_replica_context().app_name)
-        self.published: list[tuple[str, float]] = []  # (version, unix time it went to the router)
+        self.published: list[tuple[str, float, str]] = []  # (version, unix time registered, status)
+        self.registry_error: str | None = None
+        self._failed_at = 0.0
         self._wake = asyncio.Event()
         self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -41,8 +45,8 @@ class LearnerDeployment:
         while True:
             try:
                 learned = await asyncio.to_thread(self.loop.step)
-                for p in await asyncio.to_thread(self.loop.publish_due):
-                    await self._publish(p)
+                await asyncio.to_thread(self.loop.publish_due)
+                await self._publish_pending()
                 if learned:
                     continue  # more may be waiting
             except asyncio.CancelledError:
@@ -60,17 +64,29 @@ class LearnerDeployment:
             "positions": dict(self.loop.positions),
             "updates": {wf: l.n_updates for wf, l in self.loop.learners.items()},
             "published": list(self.published),
+            "registry_error": self.registry_error,
         }
 
     async def publish_now(self) -> list[str]:
-        """Publish every workflow with something learned, now (for operators and tests)."""
+        """Propose every workflow with something learned, now (for operators and tests)."""
         await asyncio.to_thread(self.loop.step)
-        out = []
-        for p in await asyncio.to_thread(self.loop.publish_due, True):
-            await self._publish(p)
-            out.append(p.config.version)
-        return out
+        await asyncio.to_thread(self.loop.publish_due, True)
+        return [o.number and f"{o.workflow}@v{o.number}" for o in await self._publish_pending()]
 
-    async def _publish(self, p: Published) -> None:
-        await self.router.publish.remote(p.config.model_dump(), p.policy_state)
-        self.published.append((p.config.version, time.time()))
+    async def _publish_pending(self) -> list[Outcome]:
+        if self.registry_error is not None and time.monotonic() - self._failed_at < 2.0:
+            return []  # MLflow was down a moment ago: learn on, try again shortly
+        try:
+            done = await asyncio.to_thread(self.loop.publish_pending)
+            self.registry_error = None
+        except RegistryUnavailable as e:  # the versions wait in the ledger
+            if self.registry_error is None:
+                log.warning("registry unavailable; versions wait in the ledger: %s", e)
+            self.registry_error = str(e)
+            self._failed_at = time.monotonic()
+            return []
+        for o in done:
+            self.published.append((f"{o.workflow}@v{o.number}", time.time(), o.status))
+            if o.champion_changed:
+                await self.router.refresh.remote(o.workflow)
+        return done

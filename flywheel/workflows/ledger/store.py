@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Iterator
+from typing import Any, Protocol
 from contextlib import contextmanager, nullcontext
 
 from sqlalchemy import Connection, Engine
@@ -24,6 +25,8 @@ from flywheel.workflows.ledger import learning as learning_log
 from flywheel.workflows.ledger import migrate
 from flywheel.workflows.ledger import outcomes as outcome_log
 from flywheel.workflows.ledger import runs as run_log
+from flywheel.workflows.ledger import tokens as token_log
+from flywheel.workflows.ledger import versions as version_log
 from flywheel.workflows.ledger.engine import (
     create_ledger_engine,
     read_transaction,
@@ -31,6 +34,7 @@ from flywheel.workflows.ledger.engine import (
 )
 from flywheel.workflows.records import (
     LearningEvent,
+    OutboxVersion,
     OutcomeJoin,
     AuditEntry,
     OutcomeEvent,
@@ -38,8 +42,15 @@ from flywheel.workflows.records import (
     RunRecord,
     RunView,
     StoredOutcome,
+    TokenInfo,
     WorkflowStats,
 )
+
+class AuditAppender(Protocol):
+    def __call__(
+        self, *, actor: str, action: str, subject: str, before: str | None, after: str | None, reason: str
+    ) -> AuditEntry: ...
+
 
 DATABASE_URL_ENV = "FLYWHEEL_DATABASE_URL"
 """Environment variable whose value, when set, is the ledger's database URL."""
@@ -217,10 +228,133 @@ class Ledger:
         """Problems in the audit trail, each naming an entry id; [] when intact."""
         return audit_trail.verify(self.audit_entries())
 
+    @contextmanager
+    def governed(self) -> Iterator[AuditAppender]:
+        """A write transaction holding the audit chain, for a change to what is live.
+
+        Yields ``append(actor=, action=, subject=, before=, after=, reason=)``.
+        Changes made in the registry inside the block and the entries appended
+        are serialized against every other governed change (other processes
+        included: the audit table is locked on PostgreSQL, the database on
+        SQLite); the entries commit on normal exit and vanish if the block raises.
+        Nothing else may write the ledger from this thread inside the block.
+        """
+        with self._audit_lock, self._write() as connection:
+            if connection.dialect.name == "postgresql":
+                connection.exec_driver_sql("LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE")
+
+            def append(**fields: str | None) -> AuditEntry:
+                return audit_trail.append(connection, **fields)  # type: ignore[arg-type]
+
+            yield append
+
+    # -- version outbox ---------------------------------------------------
+
+    def enqueue_version(
+        self,
+        *,
+        workflow: str,
+        proposed_by: str,
+        position: int,
+        config: dict[str, Any],
+        evidence: dict[str, float],
+        learner_state: bytes | None,
+        policy_state: bytes | None,
+    ) -> int:
+        """Keep a proposed version until the registry has it; returns its outbox id."""
+        with self._write() as connection:
+            return version_log.enqueue(
+                connection,
+                workflow=workflow,
+                proposed_by=proposed_by,
+                position=position,
+                config=config,
+                evidence=evidence,
+                learner_state=learner_state,
+                policy_state=policy_state,
+            )
+
+    def unpublished_versions(self, limit: int = 100) -> list[OutboxVersion]:
+        """Versions not yet in the registry, oldest first."""
+        with read_transaction(self._engine) as connection:
+            return version_log.unpublished(connection, limit)
+
+    def mark_version_published(self, outbox_id: int, number: int) -> None:
+        with self._write() as connection:
+            version_log.mark_published(connection, outbox_id, number)
+
+    def mark_version_failed(self, outbox_id: int, error: str) -> None:
+        with self._write() as connection:
+            version_log.mark_failed(connection, outbox_id, error)
+
+    # -- API tokens -------------------------------------------------------
+
+    def create_token(
+        self,
+        role: str,
+        *,
+        name: str | None = None,
+        created_by: str,
+        secret: str | None = None,
+        reason: str = "",
+    ) -> tuple[TokenInfo, str]:
+        """Store a token with ``role``; returns it and its secret (shown once, never stored).
+
+        The secret is ``fw_`` + 32 random bytes unless ``secret`` is given; the
+        name defaults to ``<role>-<8 hex>``. Raises ValueError (a
+        :class:`~flywheel.workflows.ledger.tokens.TokenError` naming the field)
+        for an unknown role, a taken name or a secret stored already. The audit
+        entry ``token.create`` is appended in the same transaction.
+        """
+        token_log.check_role(role)
+        secret = secret or token_log.new_secret()
+        name = name if name is not None else token_log.default_name(role)
+        with self._audit_lock, self._write() as connection:
+            self._lock_audit(connection)  # also serializes token names across processes
+            info = token_log.insert(
+                connection, name=name, role=role, digest=token_log.secret_hash(secret), created_by=created_by
+            )
+            audit_trail.append(
+                connection, actor=created_by, action="token.create", subject=f"token:{name}",
+                before=None, after=role, reason=reason,
+            )
+        return info, secret
+
+    def revoke_token(self, name: str, *, actor: str, reason: str) -> TokenInfo:
+        """Revoke the token ``name`` (audited as ``token.revoke``); ValueError if unknown or revoked."""
+        with self._audit_lock, self._write() as connection:
+            self._lock_audit(connection)
+            info = token_log.revoke(connection, name)
+            audit_trail.append(
+                connection, actor=actor, action="token.revoke", subject=f"token:{name}",
+                before=info.role, after=None, reason=reason,
+            )
+        return info
+
+    def token_principal(self, secret: str) -> TokenInfo | None:
+        """The unrevoked token of ``secret``; None when unknown or revoked."""
+        with read_transaction(self._engine) as connection:
+            return token_log.active_by_hash(connection, token_log.secret_hash(secret))
+
+    def list_tokens(self) -> list[TokenInfo]:
+        """Every token, revoked ones included, oldest first (no secrets, no hashes)."""
+        with read_transaction(self._engine) as connection:
+            return token_log.all_tokens(connection)
+
+    def has_role_token(self, role: str) -> bool:
+        """Whether an unrevoked token has ``role``."""
+        with read_transaction(self._engine) as connection:
+            return token_log.has_active(connection, role)
+
     # -- helpers ----------------------------------------------------------
 
     def _sqlite_writers(self) -> threading.Lock | nullcontext[None]:
         return self._sqlite_write_lock if self._sqlite_write_lock is not None else nullcontext()
+
+    @staticmethod
+    def _lock_audit(connection: Connection) -> None:
+        if connection.dialect.name == "postgresql":
+            connection.exec_driver_sql("LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE")
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:

@@ -1,4 +1,4 @@
-"""SQLAlchemy models of the ledger: runs, steps, decisions, outcomes and audit.
+"""SQLAlchemy models of the ledger: runs, steps, decisions, outcomes, audit and API tokens.
 
 These classes never leave the ledger package; callers see the records of
 :mod:`flywheel.workflows.records`. The Alembic migration in ``migrations/``
@@ -23,6 +23,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -162,9 +163,50 @@ class LearningEventRow(Base):
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
 
 
+class VersionOutboxRow(Base):
+    """A learned-config version proposed by a learner, kept until the registry (MLflow) has it.
+
+    Rows are published in id order; once published, the states are dropped and
+    the row keeps the registry's version number.
+    """
+
+    __tablename__ = "version_outbox"
+    __table_args__ = (Index("ix_version_outbox_published_number_id", "published_number", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[float] = mapped_column(Double)
+    workflow: Mapped[str] = mapped_column(String)
+    proposed_by: Mapped[str] = mapped_column(String)
+    position: Mapped[int] = mapped_column(Integer)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSON)
+    learner_state: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    policy_state: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    published_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    published_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+
+
+class TokenRow(Base):
+    """An API token: its role and the sha256 of its secret (the secret itself is never stored)."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String, unique=True)
+    role: Mapped[str] = mapped_column(String)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[float] = mapped_column(Double)
+    created_by: Mapped[str] = mapped_column(String)
+    revoked_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+
+
 runs = cast(Table, RunRow.__table__)
 steps = cast(Table, StepRow.__table__)
 decisions = cast(Table, DecisionRow.__table__)
 outcomes = cast(Table, OutcomeRow.__table__)
 audit = cast(Table, AuditRow.__table__)
 learning_events = cast(Table, LearningEventRow.__table__)
+tokens = cast(Table, TokenRow.__table__)
+version_outbox = cast(Table, VersionOutboxRow.__table__)
