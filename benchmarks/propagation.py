@@ -155,8 +155,7 @@ def main() -> None:
         b = Bench(f"http://127.0.0.1:{settings.serve.port}", tok)
         learner = serve.get_deployment_handle("learner", app_name=APP_NAME)
         base = f"/v1/workflows/{WF}"
-        first = pending_version(b, learner)  # a champion to roll back to
-        b.act("mlops", f"{base}/versions/{first}/approve", {"reason": "benchmark: first champion"})
+        first = pending_version(b, learner)  # the first version has no champion to step from: it goes live
         b.until_all_replicas(f"{WF}@v{first}", time.perf_counter())
         for rnd in range(args.rounds):
             n = pending_version(b, learner)

@@ -111,7 +111,7 @@ class Governor:
         proposal = LearnedConfig.model_validate(item.config)
         policy = self.policies.for_workflow(wf)
         champion = self.registry.champion_number(wf)
-        verdict = evaluate(proposal, self._config(wf, champion), policy)
+        verdict = _kind_checked(evaluate(proposal, self._config(wf, champion), policy), self._config(wf, champion))
         number = self._registered(item) if item.attempts else None
         if number is None:
             number = self.registry.register(
@@ -132,7 +132,8 @@ class Governor:
             now_champion = self.registry.champion_number(wf)
             decision, reasons = verdict.decision, list(verdict.reasons)
             if now_champion != champion:  # an operator moved the champion meanwhile: judge again
-                again = evaluate(proposal, self._config(wf, now_champion), policy)
+                again = _kind_checked(evaluate(proposal, self._config(wf, now_champion), policy),
+                                      self._config(wf, now_champion))
                 if again.config.content_hash() != verdict.config.content_hash() and again.decision != "refused":
                     decision, reasons = "review", reasons + ["the champion changed while it was judged"]
                 else:
@@ -146,7 +147,7 @@ class Governor:
                        reason=why)
                 return Outcome(wf, "refuse", number, now_champion, now_champion, "refused", reasons)
             if decision == "review":
-                self._supersede_candidate(wf)
+                self._supersede_candidate(wf, item.proposed_by)
                 self.registry.set_version_tags(wf, number, {"status": "pending", "reason": why})
                 self.registry.set_alias(wf, CANDIDATE, number)
                 append(actor=item.proposed_by, action="propose", subject=subject, before=before, after=before,
@@ -323,10 +324,11 @@ class Governor:
         if pin:
             raise Refused(f"{workflow}: pinned at v{pin}; unpin it before you {what}")
 
-    def _supersede_candidate(self, workflow: str) -> None:
-        old = self.registry.alias(workflow, CANDIDATE)
-        if old is not None and self._status(workflow, old) == "pending":
-            self.registry.set_version_tags(workflow, old, {"status": "superseded"})
+    def _supersede_candidate(self, workflow: str, proposed_by: str) -> None:
+        """A proposer's newer proposal replaces its older pending ones (others' stay pending)."""
+        for v in self.registry.versions(workflow):
+            if v.tags.get("status") == "pending" and v.tags.get("proposed_by") == proposed_by:
+                self.registry.set_version_tags(workflow, v.number, {"status": "superseded"})
 
     def _release_held(self, workflow: str, champion: int | None, append) -> int | None:
         held = [v for v in self.registry.versions(workflow)
@@ -371,6 +373,16 @@ class Governor:
             except Exception:
                 log.exception("%s: undoing a half-applied change failed", workflow)
             raise RegistryUnavailable(f"MLflow at {self.registry.tracking_uri}: not applied: {e}") from e
+
+
+def _kind_checked(verdict, champion: LearnedConfig | None):
+    """A change of policy kind (bandit <-> softmax) is never a parameter step: it waits for review."""
+    if champion is not None and verdict.decision == "auto" and verdict.config.routing.kind != champion.routing.kind:
+        verdict.decision = "review"
+        verdict.reasons.append(
+            f"routing.kind: changes from {champion.routing.kind} to {verdict.config.routing.kind}: review"
+        )
+    return verdict
 
 
 def _review_tags(status: str, reviewer: str, reason: str, at: float) -> dict[str, str]:

@@ -48,9 +48,19 @@ def serve_settings(tmp_path_factory):
             "poll_s": 0.2,
         }
     )
+    # The shipped policy, less the step limit on routing weights (bandit evidence): the tests roll
+    # back to older versions, and the learner's next versions must still go live by themselves.
+    (root / "policies.yaml").write_text(
+        "default:\n  parameters:\n"
+        "    thresholds.*: {min: 0.0, max: 1.0, max_step: 0.1, over_step: clip}\n"
+        "    routing.exploration: {min: 0.0, max: 0.5}\n"
+        "    routing.temperature: {autonomy: review}\n"
+        "    cost_weight: {autonomy: frozen}\n"
+    )
+    governance = base.governance.model_copy(update={"policies": str(root / "policies.yaml")})
     return base.model_copy(
         update={"database_url": f"sqlite:///{root}/ledger.db", "serve": serve_cfg, "simulator": sim,
-                "learning": learning}
+                "learning": learning, "governance": governance}
     )
 
 

@@ -66,7 +66,34 @@ def _live_in_runs(client, version, within_s=2.0):
     raise AssertionError(f"{version} not live in runs within {within_s}s")
 
 
-def test_pin_holds_unpin_releases_rollback_restores(client, flywheel_url, tokens):
+def _statuses(client, headers):
+    return {v["label"]: v["status"] for v in client.get(f"/v1/workflows/{WF}/history", headers=headers).json()["versions"]}
+
+
+def _propose_within_policy(serve_settings, learner, base: int) -> str:
+    """A tuner's version: version `base` with its threshold 0.02 higher (auto by policy); its label."""
+    from flywheel.registry.mlflow_registry import MlflowRegistry
+    from flywheel.workflows.ledger import Ledger
+
+    reg = MlflowRegistry(serve_settings.learning.mlflow_tracking_uri, serve_settings.learning.mlflow_artifacts)
+    old = reg.version(WF, base, learner=False)
+    config = old.config.model_copy(update={"version": "", "thresholds": {
+        k: round(v + 0.02, 6) for k, v in old.config.thresholds.items()}})
+    ledger = Ledger(serve_settings.resolved_database_url())
+    ledger.enqueue_version(workflow=WF, proposed_by="tuner", position=0, config=config.model_dump(), evidence={},
+                           learner_state=None, policy_state=old.policy_state)
+    ledger.dispose()
+    deadline = time.time() + 15
+    while time.time() < deadline:
+        learner.publish_now.remote().result()
+        tuned = [v.number for v in reg.versions(WF) if v.tags.get("proposed_by") == "tuner"]
+        if tuned:
+            return f"{WF}@v{tuned[-1]}"
+        time.sleep(0.2)
+    raise AssertionError("the tuner's version was not registered")
+
+
+def test_pin_holds_unpin_releases_rollback_restores(client, flywheel_url, tokens, serve_settings):
     learner = serve.get_deployment_handle("learner", app_name=APP_NAME)
     op, mlops = _as(tokens["operator"]), _as(tokens["mlops"])
     first = _propose(client, learner)
@@ -83,18 +110,22 @@ def test_pin_holds_unpin_releases_rollback_restores(client, flywheel_url, tokens
     assert r.status_code == 200, r.text
     pinned_run = _live_in_runs(client, v_a)
 
-    held = _propose(client, learner)
-    assert set(held.values()) == {"held"}
+    # learners keep learning and proposing; nothing goes live while pinned
+    during = _propose(client, learner)
+    assert set(during.values()) <= {"held", "pending"}, during
+    held_label = _propose_within_policy(serve_settings, learner, n_a)
     time.sleep(0.5)
     assert client.post(f"/v1/workflows/{WF}/runs", json={"input": TICKET}).json()["decision"]["config_version"] == v_a
+    held = {label for label, status in _statuses(client, mlops).items() if status == "held"}
+    assert held_label in held
     r = client.post(f"/v1/workflows/{WF}/rollback", headers=op, json={"reason": "no"})
     assert r.status_code == 409 and "pinned" in r.text
 
     r = client.post(f"/v1/workflows/{WF}/unpin", headers=op, json={"reason": "incident over"})
     assert r.status_code == 200, r.text
     released = r.json()["live_version"]
-    # the newest version held while pinned (the learner may have held more after those seen)
-    assert int(released.split("@v")[1]) >= max(int(v.split("@v")[1]) for v in held)
+    # the newest version held while pinned goes live (if policy still lets it)
+    assert released == max(held, key=lambda v: int(v.split("@v")[1]))
     _live_in_runs(client, released)
 
     r = client.post(f"/v1/workflows/{WF}/rollback", headers=op, json={"to": n_a, "reason": "back to the pinned one"})
@@ -113,3 +144,62 @@ def test_pin_holds_unpin_releases_rollback_restores(client, flywheel_url, tokens
     assert client.get("/v1/audit/verify").status_code == 403  # the service token may not
     v = client.get("/v1/audit/verify", headers=op).json()
     assert v["intact"] and v["entries"] >= len(actions)
+
+
+def test_cli_reviews_a_tuner_proposal_and_operators_roll_back(client, flywheel_url, tokens, serve_settings):
+    """A proposal from elsewhere (a tuner) goes through the same outbox; review and rollback by CLI."""
+    from typer.testing import CliRunner
+
+    from flywheel.registry.learned_config import LearnedConfig, RoutingConfig
+    from flywheel.services.cli import app
+    from flywheel.workflows.ledger import Ledger
+
+    runner = CliRunner()
+
+    def cli(*args, role="mlops"):
+        return runner.invoke(app, [*args, "--url", flywheel_url, "--token", tokens[role]])
+
+    from flywheel.registry.mlflow_registry import MlflowRegistry
+
+    reg = MlflowRegistry(serve_settings.learning.mlflow_tracking_uri, serve_settings.learning.mlflow_artifacts)
+    champion = reg.config(WF, reg.champion_number(WF))
+    ledger = Ledger(serve_settings.resolved_database_url())
+    proposal = LearnedConfig(workflow=WF, thresholds=champion.thresholds, cost_weight=champion.cost_weight,
+                             routing=RoutingConfig(weights={"fast": 1.0, "balanced": 0.5, "strong": 0.2,
+                                                            "frontier": 0.0}, temperature=0.5))
+    ledger.enqueue_version(workflow=WF, proposed_by="tuner", position=0, config=proposal.model_dump(),
+                           evidence={"estimated_gain": 0.02, "estimated_gain_se": 0.01}, learner_state=None,
+                           policy_state=None)
+    ledger.dispose()
+    learner = serve.get_deployment_handle("learner", app_name=APP_NAME)
+    deadline = time.time() + 15
+    listed = None
+    while time.time() < deadline:
+        learner.publish_now.remote().result()
+        listed = cli("proposals", "list")
+        if "tuner" in listed.output:
+            break
+        time.sleep(0.3)
+    assert listed.exit_code == 0 and "pending" in listed.output and "tuner" in listed.output, listed.output
+    label = [line.split()[0] for line in listed.output.splitlines() if "tuner" in line][-1]
+    number = label.split("@v")[1]
+    shown = cli("proposals", "show", WF, number)
+    assert shown.exit_code == 0, shown.output
+    assert "routing.temperature" in shown.output and "routing.kind" in shown.output
+    assert "estimated gain" in shown.output and "+0.0200" in shown.output
+    assert "routing.temperature" in cli("proposals", "diff", WF, number).output
+
+    denied = cli("proposals", "approve", WF, number, "--reason", "ok", role="operator")
+    assert denied.exit_code == 1 and "403" in denied.output
+    approved = cli("proposals", "approve", WF, number, "--reason", "tuned offline, gain +0.02")
+    assert approved.exit_code == 0 and f"live: {label}" in approved.output, approved.output
+    _live_in_runs(client, label)
+
+    rolled = cli("rollback", WF, "--reason", "softmax routes worse", role="operator")
+    assert rolled.exit_code == 0, rolled.output
+    back = rolled.output.strip().rsplit("live: ", 1)[1]
+    assert back != label and back.startswith(f"{WF}@v")
+    _live_in_runs(client, back)
+    history = cli("history", WF, role="operator")
+    assert history.exit_code == 0 and "approved" in history.output and "gov-mlops" in history.output
+    assert "intact" in cli("audit", "verify", role="operator").output
