@@ -384,10 +384,13 @@ class LinearBandit:
         targets = [rows] + ([np.zeros_like(rows)] if self.shared else [])
         gflat = self._g.reshape(-1)
         wflat = self._w.reshape(-1)
-        for r in targets:
-            touched, where = np.unique(r * d + idx, return_inverse=True)
-            gflat[touched] += np.bincount(where, weights=grad * grad, minlength=len(touched))
-            gs = np.bincount(where, weights=grad, minlength=len(touched))
+        g2 = grad * grad
+        for r in targets:  # scatter-add by bincount over the flat weights: no sort
+            flat = r * d + idx
+            g2_sum = np.bincount(flat, weights=g2, minlength=gflat.size)
+            touched = np.flatnonzero(g2_sum)
+            gflat[touched] += g2_sum[touched]
+            gs = np.bincount(flat, weights=grad, minlength=gflat.size)[touched]
             wflat[touched] -= self.learning_rate * gs / np.sqrt(gflat[touched])
         lat = latency_s if latency_s is not None else [0.0] * len(batch)
         for i, c, l in zip(arm_i, cost, lat):
