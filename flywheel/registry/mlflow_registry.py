@@ -144,30 +144,6 @@ class MlflowRegistry:
         )
         return int(mv.version)
 
-    def publish(
-        self,
-        config: LearnedConfig,
-        *,
-        learner_state: bytes | None,
-        policy_state: bytes | None,
-        evidence: dict[str, float],
-        position: int,
-        proposed_by: str,
-        make_champion: bool = True,
-    ) -> LearnedConfig:
-        """Register `config` and (by default) make it champion; returns it with its version label."""
-        number = self.register(
-            config,
-            learner_state=learner_state,
-            policy_state=policy_state,
-            evidence=evidence,
-            position=position,
-            proposed_by=proposed_by,
-        )
-        if make_champion:
-            self.set_alias(config.workflow, CHAMPION, number)
-        return config.model_copy(update={"version": version_label(config.workflow, number)})
-
     # -- aliases and tags ---------------------------------------------------
 
     def alias(self, workflow: str, alias: str) -> int | None:

@@ -28,7 +28,7 @@ def dialect_insert(connection: Connection, table: Table) -> Any:
         return postgresql.insert(table)
     if name == "sqlite":
         return sqlite.insert(table)
-    raise NotImplementedError(f"the ledger supports SQLite and PostgreSQL, not {name!r}")
+    raise ValueError(f"database_url: the ledger supports SQLite and PostgreSQL, not {name!r}")
 
 
 def chunks(items: Sequence[_T], size: int = CHUNK) -> Iterator[Sequence[_T]]:
