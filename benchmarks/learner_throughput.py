@@ -3,7 +3,9 @@
 - updates/s: learner updates from already featurized decisions, in mini-batches
   (`learn_many`) and one at a time (`learn_featurized`), 4 arms;
 - decide p50/p99: one routing decision for 11 arms on a 1,000-character prompt,
-  featurization included, as the ingress makes it.
+  featurization included, as the ingress makes it; three rounds of 5,000, and the
+  round with the median p99 is reported (a neighbour's burst on this shared machine
+  moves one round's tail, not three), every round's p99 beside it.
 Baseline in the same run: River's LogisticRegression learn_one on the same
 features as dicts (what a per-event River model costs here).
 
@@ -87,14 +89,22 @@ def main() -> int:
               for _ in range(200)]
     for i in range(500):  # warm up
         router.decide(probes[i % len(probes)], key=f"w{i}")
-    lat = []
-    for i in range(5000):
-        x = probes[i % len(probes)]
-        t = time.perf_counter()
-        router.decide(x, key=str(i))
-        lat.append((time.perf_counter() - t) * 1e6)
-    lat.sort()
-    p50, p99 = statistics.median(lat), lat[int(0.99 * (len(lat) - 1))]
+    rounds = []  # 3 rounds of 5,000 decisions; the round with the median p99 is reported
+    for r in range(3):
+        lat = []
+        for i in range(5000):
+            x = probes[i % len(probes)]
+            t = time.perf_counter()
+            router.decide(x, key=f"{r}-{i}")
+            lat.append((time.perf_counter() - t) * 1e6)
+        lat.sort()
+        rounds.append((lat[int(0.99 * (len(lat) - 1))], statistics.median(lat)))
+    p99, p50 = sorted(rounds)[1]
+    river_x = dict_feats[0]
+    t = time.perf_counter()
+    for _ in range(5000):
+        river_model.predict_proba_one(river_x)
+    river_predict_us = (time.perf_counter() - t) / 5000 * 1e6
 
     out = {
         "updates_per_s": round(many_rate),
@@ -102,6 +112,8 @@ def main() -> int:
         "river_logreg_learn_one_per_s": round(river_rate),
         "decide_p50_us": round(p50, 1),
         "decide_p99_us": round(p99, 1),
+        "decide_p99_us_rounds": [round(r[0], 1) for r in rounds],
+        "river_logreg_predict_one_us": round(river_predict_us, 1),
         "targets": {"updates_per_s": ">= 50000", "decide_p99_us": "<= 200"},
         "arms_decide": 11,
         "prompt_chars": 1000,
@@ -114,7 +126,10 @@ def main() -> int:
     print(f"{'updates/s, one at a time':<40} {one_rate:>12,.0f}")
     print(f"{'River LogisticRegression learn_one/s':<40} {river_rate:>12,.0f}   (baseline, 1 model)")
     print(f"{'decide p50 us (11 arms, 1,000 chars)':<40} {p50:>12.1f}")
-    print(f"{'decide p99 us (11 arms, 1,000 chars)':<40} {p99:>12.1f}   (target <= 200)")
+    print(f"{'decide p99 us (11 arms, 1,000 chars)':<40} {p99:>12.1f}   (target <= 200; median of 3 rounds: "
+          f"{', '.join(f'{r[0]:.0f}' for r in rounds)})")
+    print(f"{'River LogisticRegression predict_one us':<40} {river_predict_us:>12.1f}   (baseline, 1 model, "
+          "already featurized)")
     path = ROOT / "benchmarks/results/learner_throughput.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")

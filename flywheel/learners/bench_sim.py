@@ -91,6 +91,7 @@ class _Run:
     cost: float
     latency_s: float
     gate: str | None
+    tick: int
 
 
 class ExpectedReward:
@@ -194,7 +195,8 @@ def run_sim(
         run_id = f"{req.key}/{wf}"
         if resp is None:
             gate_stats[wf]["failed"] += 1
-            lrn.learn(LearningExample(x, choice.arm, choice.propensity, 0.0, 0.0, 0.0, None, None, gates[wf]))
+            lrn.learn(LearningExample(x, choice.arm, choice.propensity, 0.0, 0.0, 0.0, None, None, gates[wf],
+                                      decided_at=t))
         else:
             gate = gates[wf]
             human = None
@@ -209,7 +211,7 @@ def run_sim(
                 c["unattended_wrong"] += not attended and not resp.correct
             override = human in ("reject", "edit")
             tot["r:system_with_overrides"] += realized[choice.arm][0] - (obj.override_penalty if override else 0.0)
-            pending[run_id] = _Run(wf, x, choice.arm, choice.propensity, resp.confidence, resp.cost, resp.latency_s, gate)
+            pending[run_id] = _Run(wf, x, choice.arm, choice.propensity, resp.confidence, resp.cost, resp.latency_s, gate, t)
             reporter.observe(t, run_id, req, resp.correct, resp.score, human)
         for event in reporter.due(t):
             if event.event_id in seen:
@@ -222,6 +224,7 @@ def run_sim(
                     x=run.x, arm=run.arm, propensity=run.propensity, quality=float(event.quality or 0.0),
                     cost=run.cost, latency_s=run.latency_s, confidence=run.confidence,
                     correct=event.success, gate=run.gate, human_override=event.human_override,
+                    decided_at=run.tick,
                 )
             )
         if t % every == 0 or t == n_runs - 1:
@@ -255,7 +258,8 @@ def _effective_params(lrn: WorkflowLearner) -> dict[str, Any]:
     """The parameters the learners ran with (defaults filled in), for the record."""
     out = {k: v for k, v in lrn._get_params().items() if k not in ("spec", "bandit", "threshold", "detector")}
     b = lrn.bandit
-    out["bandit"] = {k: getattr(b, k) for k in ("epsilon", "epsilon_min", "epsilon_half_life", "learning_rate", "shared")}
+    out["bandit"] = {k: getattr(b, k) for k in ("solver", "epsilon", "epsilon_min", "epsilon_half_life", "learning_rate",
+                                               "shared", "ucb", "explore_z", "prior_var", "cost_model")}
     gate = next(iter(lrn.thresholds.values()), None)
     if gate is not None:
         out["threshold"] = {k: getattr(gate, k) for k in ("n_bins", "half_life", "min_samples", "z")}

@@ -24,6 +24,7 @@ class LearningExample:
     correct: bool | None  # whether the agent's answer was right (None: unknown)
     gate: str | None = None  # the gate step id that judged the confidence, if any
     human_override: bool = False
+    decided_at: float | None = None  # when (or in what order) the run was decided; None: unknown
 
     @property
     def failed(self) -> bool:

@@ -16,7 +16,7 @@ import math
 import os
 import re
 import zlib
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -24,11 +24,33 @@ _WORD = re.compile(r"[a-z0-9]+")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _SYMBOL = re.compile(r"[=+*/%$^<>]")
 Embedder = Callable[[Sequence[str]], np.ndarray]
+_CACHE_WORDS = 200_000  # words whose hashes a featurizer keeps
+_MIX_A, _MIX_B = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F)
+_LOW64 = np.uint64(0xFFFFFFFFFFFFFFFF)
+
+
+class Features(NamedTuple):
+    """A featurized input: the sparse vector (indices, values) and the request's size features."""
+
+    indices: np.ndarray
+    values: np.ndarray
+    size: np.ndarray
 
 # Text statistics: log1p(count) - centre, so that a typical prompt sits near 0.
 TEXT_STATS: tuple[tuple[str, float], ...] = (
     ("chars", 5.5), ("words", 4.0), ("numbers", 1.5), ("symbols", 1.0), ("lines", 1.0), ("questions", 0.5),
 )
+
+
+def _add_up(slots: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each distinct slot once (sorted), with the sum of its values."""
+    order = np.argsort(slots)
+    s = slots[order]
+    first = np.empty(len(s), dtype=bool)
+    first[:1] = True
+    np.not_equal(s[1:], s[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    return s[starts], np.add.reduceat(values[order], starts)
 
 
 def text_stats(text: str) -> list[float]:
@@ -68,15 +90,19 @@ class HashedFeaturizer:
         d, the embedder's output size.
     text_stats
         Add the prompt's text statistics (`text_stats`) to the dense block.
+    prompt_weight
+        Scale of the prompt's word features (their values sum in squares to this squared).
+        Below 1, a Bayesian learner's prior keeps the words' weights smaller than the
+        declared fields' (words must earn their influence); 1 weighs them alike.
 
     >>> f = HashedFeaturizer(fields=["product"], n_bits=10)
-    >>> idx, val = f.transform_one({"product": "billing", "prompt": "Refund my refund"})
-    >>> f.n_features, len(idx), float(val.sum().round(4))
-    (1024, 6, 4.2361)
+    >>> idx, val, size = f.transform_one({"product": "billing", "prompt": "Refund my refund"})
+    >>> f.n_features, len(idx), float(val.sum().round(4)), size.tolist()
+    (1024, 6, 4.2361, [1.0, 0.016, 0.0])
     >>> bool((idx == f.transform_one({"product": "billing", "prompt": "Refund my refund"})[0]).all())
     True
     >>> g = HashedFeaturizer(n_bits=10, text_stats=True)
-    >>> idx, val = g.transform_one({"prompt": "Refund my refund"})
+    >>> idx, val, _ = g.transform_one({"prompt": "Refund my refund"})
     >>> g.n_dense, g.n_features, idx[-7:].tolist(), float(val[-7])
     (7, 1031, [1024, 1025, 1026, 1027, 1028, 1029, 1030], 1.0)
     """
@@ -90,6 +116,7 @@ class HashedFeaturizer:
         embedder: Embedder | None = None,
         embedding_dim: int = 0,
         text_stats: bool = False,
+        prompt_weight: float = 1.0,
     ):
         self.fields = list(fields)
         self.n_bits = n_bits
@@ -98,6 +125,7 @@ class HashedFeaturizer:
         self.embedder = embedder
         self.embedding_dim = embedding_dim if embedder is not None else 0
         self.text_stats = text_stats
+        self.prompt_weight = prompt_weight
         self._mask = (1 << n_bits) - 1
 
     @property
@@ -110,38 +138,76 @@ class HashedFeaturizer:
     def n_features(self) -> int:
         return (1 << self.n_bits) + self.n_dense
 
+    @property
+    def n_size(self) -> int:
+        """Length of the size features: a constant, the prompt's length, one per field."""
+        return 2 + len(self.fields)
+
+    def size_features(self, x: Mapping[str, Any]) -> np.ndarray:
+        """What the size of a request (and so the cost and latency of a call) grows with.
+
+        A constant 1, the prompt's length in thousands of characters, and each field's
+        value in thousands when it is a number (else 0), in `fields` order.
+        """
+        text = x.get(self.prompt_key) if self.prompt_key else None
+        z = [1.0, len(str(text)) / 1000.0 if text else 0.0]
+        for name in self.fields:
+            v = x.get(name)
+            z.append(float(v) / 1000.0 if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0)
+        return np.asarray(z)
+
     def _slot(self, token: str) -> int:
         return zlib.crc32(token.encode()) & self._mask
 
-    def transform_one(
-        self, x: Mapping[str, Any], embedding: np.ndarray | None = None
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """(indices, values) of x; `embedding` skips calling the embedder (precomputed)."""
+    def _word_hash(self, word: str) -> int:
+        h = self.__dict__.setdefault("_hashes", {})
+        if len(h) >= _CACHE_WORDS:
+            h.clear()
+        v = h[word] = zlib.crc32(f"w:{word}".encode())
+        return v
+
+    def _tokens(self, text: str) -> np.ndarray:
+        """The hashed slots of the prompt's words (and adjacent pairs), one per token, in order.
+
+        A word's slot is CRC32("w:" + word), cached per featurizer; a pair's mixes the two
+        words' CRC32s (multiply-xorshift), so pairs cost no string building or hashing.
+        """
+        words = _WORD.findall(text.lower())
+        if not words:
+            return np.zeros(0, dtype=np.int64)
+        hashes = list(map((self.__dict__.get("_hashes") or {}).get, words))
+        if None in hashes:
+            hashes = [self._word_hash(w) if v is None else v for v, w in zip(hashes, words)]
+        h = np.array(hashes, dtype=np.uint64)
+        if self.bigrams and len(h) > 1:
+            pair = (h[:-1] * _MIX_A + h[1:] * _MIX_B) & _LOW64
+            pair ^= pair >> np.uint64(29)
+            h = np.concatenate([h, pair])
+        return (h & np.uint64(self._mask)).astype(np.int64)
+
+    def transform_one(self, x: Mapping[str, Any], embedding: np.ndarray | None = None) -> Features:
+        """(indices, values, size features) of x; `embedding` skips calling the embedder (precomputed)."""
         n_dense = self.n_dense
-        slots: dict[int, float] = {} if n_dense else {self._slot("__bias__"): 1.0}
+        keys: list[int] = [] if n_dense else [self._slot("__bias__")]
+        values: list[float] = [] if n_dense else [1.0]
         for name in self.fields:
             v = x.get(name)
             if v is None:
                 continue
             if isinstance(v, bool) or not isinstance(v, (int, float)):
-                s = self._slot(f"{name}={v}")
-                slots[s] = slots.get(s, 0.0) + 1.0
+                keys.append(self._slot(f"{name}={v}"))
+                values.append(1.0)
             else:
-                s = self._slot(f"{name}#")
-                slots[s] = slots.get(s, 0.0) + float(np.log1p(max(float(v), 0.0)))
+                keys.append(self._slot(f"{name}#"))
+                values.append(math.log1p(max(float(v), 0.0)))
         text = x.get(self.prompt_key) if self.prompt_key else None
-        if text:
-            words = _WORD.findall(str(text).lower())
-            tokens = [f"w:{w}" for w in words]
-            if self.bigrams:
-                tokens += [f"b:{a}_{b}" for a, b in zip(words, words[1:])]
-            if tokens:
-                weight = 1.0 / np.sqrt(len(tokens))  # long prompts do not swamp the fields
-                for t in tokens:
-                    s = self._slot(t)
-                    slots[s] = slots.get(s, 0.0) + weight
-        idx = np.fromiter(slots.keys(), dtype=np.int64, count=len(slots))
-        val = np.fromiter(slots.values(), dtype=np.float64, count=len(slots))
+        tokens = self._tokens(str(text)) if text else None
+        if tokens is not None and len(tokens):  # every token weighs the same; repeated slots add up
+            weight = self.prompt_weight / math.sqrt(len(tokens))  # long prompts do not swamp the fields
+            idx, val = _add_up(np.concatenate([np.array(keys, dtype=np.int64), tokens]),
+                               np.concatenate([values, np.full(len(tokens), weight)]))
+        else:
+            idx, val = _add_up(np.array(keys, dtype=np.int64), np.array(values, dtype=np.float64))
         if n_dense:
             dense = [1.0]
             if self.text_stats:
@@ -153,10 +219,24 @@ class HashedFeaturizer:
             base = 1 << self.n_bits
             idx = np.concatenate([idx, np.arange(base, base + n_dense)])
             val = np.concatenate([val, np.asarray(dense, dtype=np.float64)])
-        return idx, val
+        return Features(idx, val, self.size_features(x))
+
+    def _key(self) -> tuple[Any, ...]:
+        return (self.fields, self.n_bits, self.prompt_key, self.bigrams, self.embedding_dim, self.text_stats,
+                self.prompt_weight)
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when they featurize alike (same parameters; the word cache aside)."""
+        return type(other) is type(self) and self._key() == other._key()  # type: ignore[attr-defined]
+
+    __hash__ = None  # type: ignore[assignment]  # mutable: not a dict key
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({"prompt_weight": 1.0, **state})  # pickled before prompt_weight: 1
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
+        state.pop("_hashes", None)  # a cache, not state
         state["embedder"] = None  # a model is not part of the learner's state
         return state
 

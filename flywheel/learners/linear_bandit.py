@@ -25,16 +25,43 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from flywheel.learners.features import HashedFeaturizer
+from flywheel.learners.cost_model import CostModel
+from flywheel.learners.features import Features, HashedFeaturizer
 from flywheel.workflows.routing import Choice, uniform
 
-Featurized = tuple[np.ndarray, np.ndarray]
+Featurized = Features
 SOLVERS = ("adagrad", "laplace")
+COST_MODELS = ("linear", "mean")
 RANK = 32  # laplace: covariance updates kept apart before being folded into the matrix
 
 
 def _sigmoid(z: float) -> float:
     return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
+
+
+def _newton_step(mu: float, s: float, quality: float) -> float:
+    """The step a along the posterior's direction: the root of a - sigmoid(mu - a*s) + quality.
+
+    That function rises with a, and its root lies between 0 and sigmoid(mu) - quality,
+    so Newton's iterates are kept inside that bracket (bisecting when one leaves it):
+    plain Newton oscillates when s, the prediction's variance, is large.
+    """
+    a0 = _sigmoid(mu) - quality
+    lo, hi = min(0.0, a0), max(0.0, a0)
+    a = a0
+    for _ in range(8):
+        p = _sigmoid(mu - a * s)
+        g = a - p + quality
+        if abs(g) < 1e-9:
+            break
+        if g > 0:
+            hi = a
+        else:
+            lo = a
+        a -= g / (1.0 + s * p * (1.0 - p))
+        if not lo <= a <= hi:
+            a = 0.5 * (lo + hi)
+    return a
 
 
 class LinearBandit:
@@ -49,6 +76,16 @@ class LinearBandit:
     ucb
         laplace only: score each arm at its predicted quality plus `ucb` posterior
         standard deviations of it (optimism where the bandit knows little).
+    cost_model
+        "linear": each arm's cost and latency predicted per input from its size
+        features (flywheel.learners.cost_model); "mean": each arm's running mean.
+    explore_z
+        laplace only, > 0: epsilon explores only the arms whose score plus `explore_z`
+        standard deviations reaches the best arm's score minus as many.
+    forgetting
+        laplace only: at each update the precision of the touched hashed slots decays
+        by this fraction towards the prior's, so evidence older than about
+        1/forgetting updates of those slots weighs less (a world that changes).
 
     With embeddings or text statistics (the featurizer's dense block) and bandit
     feedback, laplace with ucb=0.5, shared=False and a constant epsilon of 0.02 is
@@ -108,6 +145,9 @@ class LinearBandit:
         solver: str = "adagrad",
         prior_var: float = 1.0,
         ucb: float = 0.0,
+        cost_model: str = "linear",
+        explore_z: float = 0.0,
+        forgetting: float = 0.0,
     ):
         self.arms = list(arms)
         self.featurizer = featurizer if featurizer is not None else HashedFeaturizer()
@@ -122,6 +162,11 @@ class LinearBandit:
         self.solver = solver
         self.prior_var = prior_var
         self.ucb = ucb
+        self.cost_model = cost_model
+        self.explore_z = explore_z
+        self.forgetting = forgetting
+        if cost_model not in COST_MODELS:
+            raise ValueError(f"cost_model: {cost_model!r} is not one of {COST_MODELS}")
         if solver not in SOLVERS:
             raise ValueError(f"solver: {solver!r} is not one of {SOLVERS}")
         if ucb and solver != "laplace":
@@ -142,6 +187,9 @@ class LinearBandit:
         self._n = np.zeros(len(self.arms))
         self._cost = np.zeros(len(self.arms))
         self._latency = np.zeros(len(self.arms))
+        self._costs = CostModel(self.featurizer.n_size)
+        for _ in self.arms:
+            self._costs.add_row()
         self._t = 0
         self._boost_until = 0
         self._boost_epsilon = 0.0
@@ -163,6 +211,7 @@ class LinearBandit:
         self._n = np.append(self._n, 0.0)
         self._cost = np.append(self._cost, 0.0)
         self._latency = np.append(self._latency, 0.0)
+        self._costs.add_row()
 
     # -- exploration -------------------------------------------------------
 
@@ -201,7 +250,7 @@ class LinearBandit:
         return self.featurizer.transform_one(x)
 
     def _logits(self, f: Featurized, rows: np.ndarray | None = None) -> np.ndarray:
-        idx, val = f
+        idx, val = f[0], f[1]
         w = self._w[:, idx] @ val
         arm_logits = w[1:] if rows is None else w[1:][rows]
         return arm_logits + (w[0] if self.shared else 0.0)
@@ -219,16 +268,31 @@ class LinearBandit:
 
         The quality is the predicted one, plus `ucb` standard deviations of it (laplace).
         """
-        p = self.predict_featurized(f)
+        p, sd = self._quality_and_sd(f)
         if self.ucb:
-            p = p + self.ucb * p * (1.0 - p) * np.sqrt(np.maximum(self._logit_var(f), 0.0))
-        return p - self.cost_weight * self._cost - self.latency_weight * self._latency
+            p = p + self.ucb * sd
+        cost, latency = self.costs_featurized(f)
+        return p - self.cost_weight * cost - self.latency_weight * latency
+
+    def _quality_and_sd(self, f: Featurized) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted quality of every arm, and its posterior standard deviation (laplace; else 0)."""
+        p = self.predict_featurized(f)
+        if self.solver != "laplace" or not (self.ucb or self.explore_z):
+            return p, np.zeros_like(p)
+        return p, p * (1.0 - p) * np.sqrt(np.maximum(self._logit_var(f), 0.0))
+
+    def costs_featurized(self, f: Featurized) -> tuple[np.ndarray, np.ndarray]:
+        """Predicted (cost, latency) of every arm on f: per input (`linear`) or each arm's mean."""
+        if self.cost_model == "mean":
+            return self._cost, self._latency
+        pred = np.maximum(self._costs.predict_one(f[2]), 0.0)
+        return pred[:, 0], pred[:, 1]
 
     # -- laplace: the posterior ----------------------------------------------
 
     def _split(self, f: Featurized) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(hashed indices, their values, the dense block) of a feature vector."""
-        idx, val = f
+        idx, val = f[0], f[1]
         nd = self._nd
         if not nd:
             return idx, val, val[:0]
@@ -269,18 +333,17 @@ class LinearBandit:
     def _learn_laplace(self, f: Featurized, i: int, quality: float) -> None:
         si, sv, xd = self._split(f)
         rows = (0, 1 + i) if self.shared else (1 + i,)
-        idx, val = f
+        idx, val = f[0], f[1]
         mu = float(sum(self._w[r, idx] @ val for r in rows))
         sv2 = sv * sv
+        if self.forgetting:  # the touched slots' precision decays towards the prior's
+            phi = self.forgetting
+            for r in rows:
+                self._g[r, si] = (1.0 - phi) * self._g[r, si] + phi / self.prior_var
         cov_x = {r: self._cov_x(r, f, xd) for r in rows} if self._nd else {}
         self._cx = (None, {})  # the rows change: forget every product
         s = float(sum((1.0 / self._g[r, si]) @ sv2 for r in rows)) + sum(float(c @ xd) for c in cov_x.values())
-        # the step a along the posterior's direction solves a = sigmoid(mu - a*s) - quality (Newton)
-        a = _sigmoid(mu) - quality
-        for _ in range(3):
-            p = _sigmoid(mu - a * s)
-            a -= (a - (p - quality)) / (1.0 + s * p * (1.0 - p))
-        a *= self.learning_rate
+        a = _newton_step(mu, s, quality) * self.learning_rate
         p = _sigmoid(mu - a * s)
         h = p * (1.0 - p)
         base = self._w.shape[1] - self._nd
@@ -292,20 +355,53 @@ class LinearBandit:
                 self._w[r, base:] -= a * c
                 self._downdate(r, c * math.sqrt(h / (1.0 + h * float(c @ xd))))
 
-    def decide_featurized(self, f: Featurized, key: str, arms: Sequence[str] | None = None) -> Choice:
-        names = self.arms if arms is None else [a for a in arms if a in self._index] or list(arms)
+    def policy_featurized(
+        self, f: Featurized, arms: Sequence[str] | None = None
+    ) -> tuple[list[str], str, list[str], float, dict[str, float]]:
+        """(known arms, the best, the arms explored, epsilon, scores) on f.
+
+        With `explore_z` > 0 (laplace), epsilon explores only the plausible arms: those
+        whose optimistic score (quality + explore_z standard deviations) reaches the
+        best arm's pessimistic one. An arm that is clearly worse here is not tried at
+        random, and it comes back into the set when its uncertainty grows (a drift).
+        """
+        names = self.arms if arms is None else list(arms)
         known = [a for a in names if a in self._index]
+        if not known:
+            return [], "", names, 1.0, {a: 0.0 for a in names}
+        rows = np.array([self._index[a] for a in known])
+        p, sd = self._quality_and_sd(f)
+        cost, latency = self.costs_featurized(f)
+        base = p - self.cost_weight * cost - self.latency_weight * latency
+        all_scores = base + self.ucb * sd if self.ucb else base
+        values = all_scores[rows]
+        b = int(np.argmax(values))
+        best = known[b]
+        explore = known
+        if self.explore_z and self.solver == "laplace":
+            upper = base[rows] + self.explore_z * sd[rows]
+            floor = base[rows][b] - self.explore_z * sd[rows][b]
+            explore = [a for a, u in zip(known, upper.tolist()) if u >= floor]
+        scores = dict(zip(known, values.tolist()))
+        return known, best, explore, self.exploration, scores
+
+    def probability_featurized(self, f: Featurized, arm: str, arms: Sequence[str] | None = None) -> float:
+        """The probability that decide_featurized picks `arm` on f (over `arms`)."""
+        known, best, explore, eps, _ = self.policy_featurized(f, arms)
+        if not known:
+            names = self.arms if arms is None else list(arms)
+            return 1.0 / len(names) if arm in names else 0.0
+        return (eps / len(explore) if arm in explore else 0.0) + (1.0 - eps if arm == best else 0.0)
+
+    def decide_featurized(self, f: Featurized, key: str, arms: Sequence[str] | None = None) -> Choice:
+        known, best, explore, eps, scores = self.policy_featurized(f, arms)
         if not known:  # arms this bandit has never heard of: uniform
-            return Choice(arm=names[int(uniform(self.seed, key) * len(names))], propensity=1 / len(names),
-                          scores={a: 0.0 for a in names})
-        all_scores = self.scores_featurized(f)
-        scores = {a: float(all_scores[self._index[a]]) for a in known}
-        best = max(known, key=scores.__getitem__)
-        eps = self.exploration
-        k = len(known)
+            return Choice(arm=explore[int(uniform(self.seed, key) * len(explore))], propensity=1 / len(explore),
+                          scores=scores)
+        k = len(explore)
         u = uniform(self.seed, key)
-        arm = known[min(k - 1, int(u / eps * k))] if u < eps else best
-        propensity = eps / k + (1.0 - eps if arm == best else 0.0)
+        arm = explore[min(k - 1, int(u / eps * k))] if u < eps else best
+        propensity = (eps / k if arm in explore else 0.0) + (1.0 - eps if arm == best else 0.0)
         return Choice(arm=arm, propensity=propensity, scores=scores)
 
     def decide(self, x: Mapping[str, Any], key: str, arms: Sequence[str] | None = None) -> Choice:
@@ -315,16 +411,17 @@ class LinearBandit:
     # -- learning ----------------------------------------------------------
 
     def learn_featurized(
-        self, f: Featurized, arm: str, quality: float, cost: float = 0.0, latency_s: float = 0.0
+        self, f: Featurized, arm: str, quality: float, cost: float | None = 0.0, latency_s: float | None = 0.0
     ) -> None:
+        """Learn one outcome of `arm` on f; cost or latency None: unknown (a failed call), not learned."""
         if arm not in self._index:
             self.add_arm(arm)
         i = self._index[arm]
         if self.solver == "laplace":
             self._learn_laplace(f, i, quality)
-            self._update_means(i, cost, latency_s)
+            self._update_means(i, cost, latency_s, f)
             return
-        idx, val = f
+        idx, val = f[0], f[1]
         p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(self._logits(f, np.array([i]))[0])))))
         grad = (p - quality) * val
         g2 = grad * grad
@@ -332,18 +429,18 @@ class LinearBandit:
         for r in rows:
             self._g[r, idx] += g2
             self._w[r, idx] -= self.learning_rate * grad / np.sqrt(self._g[r, idx])
-        self._update_means(i, cost, latency_s)
+        self._update_means(i, cost, latency_s, f)
 
     def learn_one(
         self,
         x: Mapping[str, Any],
         arm: str,
         quality: float,
-        cost: float = 0.0,
-        latency_s: float = 0.0,
+        cost: float | None = 0.0,
+        latency_s: float | None = 0.0,
         propensity: float = 1.0,
     ) -> None:
-        """Learn from one outcome of `arm` on x (quality in [0, 1]).
+        """Learn from one outcome of `arm` on x (quality in [0, 1]; cost or latency None: unknown).
 
         The quality model is a direct model of each arm given x; since the policy
         chose on x alone, it needs no importance weight (`propensity` is accepted
@@ -392,16 +489,23 @@ class LinearBandit:
             gflat[touched] += g2_sum[touched]
             gs = np.bincount(flat, weights=grad, minlength=gflat.size)[touched]
             wflat[touched] -= self.learning_rate * gs / np.sqrt(gflat[touched])
-        lat = latency_s if latency_s is not None else [0.0] * len(batch)
-        for i, c, l in zip(arm_i, cost, lat):
-            self._update_means(int(i), c, l)
+        lat = np.asarray(latency_s if latency_s is not None else [0.0] * len(batch), dtype=float)
+        cost_arr = np.asarray(cost, dtype=float)
+        for i, c, l in zip(arm_i.tolist(), cost_arr.tolist(), lat.tolist()):
+            self._update_means(i, c, l, None)
+        self._costs.learn_many(np.stack([f[2] for f in batch]), arm_i, np.stack([cost_arr, lat], axis=1))
 
-    def _update_means(self, i: int, cost: float, latency_s: float) -> None:
+    def _update_means(self, i: int, cost: float | None, latency_s: float | None, f: Featurized | None) -> None:
+        """Count the outcome; learn its cost and latency (means, and the per-input model with f)."""
         self._n[i] += 1
+        self._t += 1
+        if cost is None or latency_s is None:
+            return
         rate = max(1.0 / self._n[i], 0.01)  # a running mean that keeps tracking after 100 events
         self._cost[i] += rate * (cost - self._cost[i])
         self._latency[i] += rate * (latency_s - self._latency[i])
-        self._t += 1
+        if f is not None:
+            self._costs.learn_one(f[2], i, cost, latency_s)
 
     # -- inspection --------------------------------------------------------
 
@@ -424,6 +528,11 @@ class LinearBandit:
             rows = self._w.shape[0]
             self._cov, self._low = np.zeros((rows, 0, 0)), np.zeros((rows, 0, 0))
             self._nlow, self._cx = np.zeros(rows, dtype=np.int64), (None, {})
+        if "cost_model" not in state:  # pickled before per-input costs: keeps routing on the means
+            self.cost_model = "mean"
+            self._costs = CostModel(self.featurizer.n_size)
+            for _ in self.arms:
+                self._costs.add_row()
 
     def __repr__(self) -> str:
         return (

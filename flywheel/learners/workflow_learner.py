@@ -16,12 +16,19 @@ router that the arm scored 0 there while the router still predicts the arm
 above `failure_floor` on that input, or would still choose it: enough to route
 around an arm that is down, without burying it under every failed probe of a
 long outage, so that it is quickly trusted again when it is back. The arm's
-cost and latency means stay as they were (a failed call says nothing about what
-an answer costs). An arm that answers after `down_after` failures in a row (a
-model added, or back from an outage) is a drift too (detector "availability"):
-exploration rises to `comeback_epsilon` for `drift_events` updates. Outcomes
-come late and out of order, so a late success of a run from before an outage
-can look like a comeback; a long `down_after` keeps that rare.
+cost and latency stay as they were (a failed call says nothing about what an
+answer costs).
+
+After `down_after` failures in a row an arm is down (a circuit breaker): it is
+taken out of routing, and only probed, each run with probability 1/interval,
+the interval starting at `probe_every` runs and doubling with every failed
+probe up to `probe_max`; every probe's propensity is logged like any choice's.
+An arm that answers again (a model added, or back from an outage) is a drift
+too (detector "availability"): exploration rises to `comeback_epsilon` for
+`drift_events` updates. Outcomes come late and out of order: an answer counts
+as a comeback only when its run was decided after the arm's last failure
+(`LearningExample.decided_at`), so a late success of a run from before an
+outage neither closes the breaker nor looks like a comeback.
 """
 
 from __future__ import annotations
@@ -36,14 +43,17 @@ from flywheel.learners.features import HashedFeaturizer
 from flywheel.learners.linear_bandit import LinearBandit
 from flywheel.learners.threshold import ThresholdLearner
 from flywheel.workflows.reward import reward
-from flywheel.workflows.routing import Choice
+from flywheel.workflows.routing import Choice, uniform
 from flywheel.workflows.spec import WorkflowSpec
 
 WINDOW = 500  # outcomes per arm (and overall) behind the "recent" means of evidence()
 
 # LinearBandit arguments tuned on the simulator's scenarios (benchmarks/sim_scenarios.py);
 # the `bandit` argument overrides them key by key.
-BANDIT_DEFAULTS: dict[str, Any] = {"epsilon": 0.05, "epsilon_min": 0.003, "learning_rate": 0.1}
+BANDIT_DEFAULTS: dict[str, Any] = {
+    "solver": "laplace", "learning_rate": 1.0, "ucb": 0.5, "explore_z": 2.0,
+    "epsilon": 0.02, "epsilon_min": 0.002,
+}
 
 
 class WorkflowLearner:
@@ -84,9 +94,12 @@ class WorkflowLearner:
         detector: dict[str, Any] | None = None,
         n_bits: int = 14,
         bigrams: bool = False,
-        down_after: int = 20,
+        prompt_weight: float = 0.3,
+        down_after: int = 3,
         failure_floor: float = 0.5,
         comeback_epsilon: float = 0.3,
+        probe_every: int = 50,
+        probe_max: int = 2000,
     ):
         self.spec = spec
         self.seed = seed
@@ -95,9 +108,12 @@ class WorkflowLearner:
         self._drift_updates = drift_events  # the attribute `drift_events` lists the drifts seen
         self.n_bits = n_bits
         self.bigrams = bigrams
+        self.prompt_weight = prompt_weight
         self.down_after = down_after
         self.failure_floor = failure_floor
         self.comeback_epsilon = comeback_epsilon
+        self.probe_every = probe_every
+        self.probe_max = probe_max
         self._bandit_params = bandit
         self.detector = detector
         obj = spec.objective
@@ -107,6 +123,7 @@ class WorkflowLearner:
             n_bits=n_bits,
             prompt_key="prompt" if spec.features.prompt else None,
             bigrams=bigrams,
+            prompt_weight=prompt_weight,
         )
         self.bandit = LinearBandit(
             spec.arms,
@@ -132,6 +149,7 @@ class WorkflowLearner:
         self.drift = DriftMonitor(**(detector or {}))
         self._events: list[DriftEvent] = []
         self._fails: dict[str, int] = {}
+        self._failed_at: dict[str, float] = {}  # per arm: when its latest failed run was decided
         self._arm_n: dict[str, int] = {}
         self._n = 0
         self._reward_sum = 0.0
@@ -150,16 +168,49 @@ class WorkflowLearner:
             "detector": self.detector,
             "n_bits": self.n_bits,
             "bigrams": self.bigrams,
+            "prompt_weight": self.prompt_weight,
             "down_after": self.down_after,
             "failure_floor": self.failure_floor,
             "comeback_epsilon": self.comeback_epsilon,
+            "probe_every": self.probe_every,
+            "probe_max": self.probe_max,
         }
 
     # -- deciding ------------------------------------------------------------
 
     def decide(self, x: Mapping[str, Any], key: str) -> Choice:
-        """The routing choice for features x (the run id as key): the bandit's, over the spec's arms."""
-        return self.bandit.decide(x, key, self.spec.arms)
+        """The routing choice for features x (the run id as key): a probe of a down arm, else the
+        bandit's over the arms that are up."""
+        probes = self._probes()
+        if not probes:
+            return self.bandit.decide(x, key, self.spec.arms)
+        up = [a for a in self.spec.arms if a not in probes]
+        u = uniform(self.seed, f"{key}/probe")
+        if not up:  # everything is down: try one at random
+            arm = list(probes)[min(len(probes) - 1, int(u * len(probes)))]
+            return Choice(arm=arm, propensity=1.0 / len(probes), scores={})
+        acc = 0.0
+        for arm, q in probes.items():
+            acc += q
+            if u < acc:
+                return Choice(arm=arm, propensity=q, scores={})
+        c = self.bandit.decide(x, key, up)
+        return Choice(arm=c.arm, propensity=c.propensity * (1.0 - acc), scores=c.scores)
+
+    def _probes(self) -> dict[str, float]:
+        """The arms that are down, each with its probability of being probed on a run."""
+        out = {}
+        for arm in self.spec.arms:
+            n = self._fails.get(arm, 0)
+            if n >= self.down_after:
+                interval = min(float(self.probe_max), self.probe_every * 2.0 ** min(n - self.down_after, 30))
+                out[arm] = 1.0 / max(1.0, interval)
+        return out
+
+    @property
+    def down_arms(self) -> list[str]:
+        """The arms taken out of routing after `down_after` failures in a row (only probed)."""
+        return list(self._probes())
 
     def thresholds_now(self) -> dict[str, float]:
         """Each gate's current threshold, by gate step id."""
@@ -172,13 +223,14 @@ class WorkflowLearner:
         arm = ex.arm
         p_now = self.probability(ex.x, arm)  # before learning it: an out-of-sample estimate
         self._arm_n[arm] = self._arm_n.get(arm, 0) + 1
+        # an answer from a run decided after the arm's last failure: the arm is up (now)
+        fresh = ex.decided_at is None or ex.decided_at > self._failed_at.get(arm, float("-inf"))
         if ex.confidence is None:  # the agent failed: no answer
             self._fails[arm] = self._fails.get(arm, 0) + 1
-            if self._still_trusted(ex.x, arm):
-                stats = self.bandit.arm_stats().get(arm, {})
-                self.bandit.learn_one(
-                    ex.x, arm, ex.quality, stats.get("cost", 0.0), stats.get("latency_s", 0.0), ex.propensity
-                )
+            if ex.decided_at is not None:
+                self._failed_at[arm] = max(ex.decided_at, self._failed_at.get(arm, float("-inf")))
+            if self._still_trusted(ex.x, arm):  # cost and latency unknown: not learned
+                self.bandit.learn_one(ex.x, arm, ex.quality, None, None, ex.propensity)
         else:
             self.bandit.learn_one(ex.x, arm, ex.quality, ex.cost, ex.latency_s, ex.propensity)
         if ex.gate is not None and ex.confidence is not None and ex.correct is not None:
@@ -193,7 +245,7 @@ class WorkflowLearner:
             human_override=ex.human_override,
         )
         found: list[DriftEvent] = []
-        if ex.confidence is not None and self._fails.get(arm, 0) >= self.down_after:
+        if ex.confidence is not None and fresh and self._fails.get(arm, 0) >= self.down_after:
             found.append(
                 DriftEvent(
                     arm=arm,
@@ -204,7 +256,7 @@ class WorkflowLearner:
                     detector="availability",
                 )
             )
-        if ex.confidence is not None:
+        if ex.confidence is not None and fresh:
             self._fails[arm] = 0
         if self.drift.update(arm, r):
             found.append(self.drift.events[-1])
@@ -225,14 +277,14 @@ class WorkflowLearner:
 
     def probability(self, x: Mapping[str, Any], arm: str) -> float:
         """The probability this learner, as it is now, would choose `arm` for x."""
-        b = self.bandit
-        known = [a for a in self.spec.arms if a in b.arms]
-        if arm not in known:
+        probes = self._probes()
+        up = [a for a in self.spec.arms if a not in probes]
+        if arm in probes:
+            return probes[arm] if up else 1.0 / len(probes)
+        if arm not in up:
             return 0.0
-        scores = b.scores_featurized(b.featurize(x))
-        best = max(known, key=lambda a: scores[b.arms.index(a)])
-        eps = float(b.exploration)
-        return eps / len(known) + (1.0 - eps if arm == best else 0.0)
+        b = self.bandit
+        return (1.0 - sum(probes.values())) * b.probability_featurized(b.featurize(x), arm, up)
 
     def start_evidence_window(self) -> None:
         """Start the off-policy gain estimate afresh (each version's evidence covers its own window)."""

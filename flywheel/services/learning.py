@@ -61,6 +61,7 @@ def example_of(j: OutcomeJoin) -> LearningExample | None:
         correct=correct,
         gate=j.gate_step,
         human_override=o.human_override,
+        decided_at=j.decision_id,
     )
 
 

@@ -179,6 +179,7 @@ class OutcomeJoin:
     agent_latency_s: float
     gate_step: str | None
     gate_passed: bool | None
+    decision_id: int | None = None  # the decision's ledger id: later decisions have larger ids
 
 
 @dataclass(slots=True)

@@ -25,6 +25,7 @@ from typing import Any, Callable
 import pytest
 
 from flywheel.learners.base import clone, params
+from flywheel.learners.cost_model import CostModel
 from flywheel.learners.drift import DriftMonitor
 from flywheel.learners.examples import LearningExample
 from flywheel.learners.features import HashedFeaturizer
@@ -80,6 +81,15 @@ def _workflow_step(w: WorkflowLearner, i: int) -> Any:
     return c.arm, c.propensity, tuple(sorted(w.thresholds_now().items()))
 
 
+def _cost_step(m: CostModel, i: int) -> Any:
+    while m.n_rows < 2:
+        m.add_row()
+    z = [1.0, _u("len", i), float(i % 3)]
+    before = m.predict_one(z).round(9).tolist()
+    m.learn_one(z, i % 2, cost=0.001 * z[1] * (1 + i % 2), latency_s=0.5 + z[1] + (i % 2))
+    return before
+
+
 def _softmax_step(p: SoftmaxPolicy, i: int) -> Any:
     c = p.decide({}, f"k{i}", ["a", "b", "c"])
     return c.arm, c.propensity
@@ -104,17 +114,20 @@ class Case:
 CASES = [
     Case(LinearBandit, dict(arms=["a", "b", "c"], featurizer=HashedFeaturizer(n_bits=8), cost_weight=0.1,
                             latency_weight=0.01, learning_rate=0.3, shared=False, epsilon=0.3, epsilon_min=0.05,
-                            epsilon_half_life=100, seed=5, solver="laplace", prior_var=2.0, ucb=0.5),
+                            epsilon_half_life=100, seed=5, solver="laplace", prior_var=2.0, ucb=0.5,
+                            cost_model="mean", explore_z=1.5, forgetting=0.001),
          _bandit_step, seeded=True),
     Case(ThresholdLearner, dict(threshold=0.6, target_error_rate=0.1, low=0.2, high=0.9, n_bins=20, half_life=500,
                                 min_samples=50, z=1.0), _threshold_step, seeded=False),
     Case(DriftMonitor, dict(delta=0.01, clock=4, min_window_length=7, grace_period=20), _drift_step, seeded=False),
     Case(WorkflowLearner, dict(spec=SPEC, seed=3, bandit={"epsilon": 0.25}, threshold={"min_samples": 20},
                                drift_epsilon=0.2, drift_events=100, detector={"delta": 0.01}, n_bits=10,
-                               bigrams=True, down_after=4, failure_floor=0.4, comeback_epsilon=0.35),
+                               bigrams=True, prompt_weight=0.5, down_after=4, failure_floor=0.4, comeback_epsilon=0.35,
+                               probe_every=20, probe_max=500),
          _workflow_step, seeded=True, composed=frozenset({"bandit", "thresholds", "drift"}),
          renamed=frozenset({"bandit", "drift_events"})),
     Case(SnipsGain, dict(window=300), _gain_step, seeded=False),
+    Case(CostModel, dict(n_features=3, forgetting=0.99, ridge=0.01), _cost_step, seeded=False),
     Case(SoftmaxPolicy, dict(weights={"a": 1.0, "b": 0.2, "c": -0.5}, temperature=0.7, seed=9), _softmax_step,
          seeded=True),
 ]

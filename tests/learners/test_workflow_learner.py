@@ -34,9 +34,11 @@ def _x(i: int) -> dict:
 
 
 def _example(x: dict, arm: str, quality: float, *, confidence: float | None = 0.9, gate: str | None = "confidence",
-             correct: bool | None = None, cost: float = 0.001, latency_s: float = 1.0) -> LearningExample:
+             correct: bool | None = None, cost: float = 0.001, latency_s: float = 1.0,
+             decided_at: float | None = None) -> LearningExample:
     return LearningExample(x=x, arm=arm, propensity=0.5, quality=quality, cost=cost, latency_s=latency_s,
-                           confidence=confidence, correct=quality >= 0.5 if correct is None else correct, gate=gate)
+                           confidence=confidence, correct=quality >= 0.5 if correct is None else correct, gate=gate,
+                           decided_at=decided_at)
 
 
 def test_components_follow_the_spec(triage: WorkflowSpec, reports: WorkflowSpec) -> None:
@@ -122,15 +124,33 @@ def test_failures_route_around_a_down_arm_and_its_return_is_a_drift(triage: Work
         assert all(e.detector == "adwin" and e.arm == "strong" for e in events)  # the drop, not a comeback
         if failures_to_switch is None and learner.decide(x, "b").arm != "strong":
             failures_to_switch = i + 1
-    assert failures_to_switch is not None and failures_to_switch <= 30
-    assert learner.decide(x, "c").arm != "strong"
+    assert failures_to_switch is not None and failures_to_switch <= 5
+    assert learner.down_arms == ["strong"]  # the breaker is open: strong is only probed
+    picks = [learner.decide(x, f"k{i}") for i in range(2000)]
+    probes = [c for c in picks if c.arm == "strong"]
+    assert 0 < len(probes) < 2000 * 0.01  # probed rarely (500 failures: the longest interval)
+    assert all(c.propensity == pytest.approx(1 / learner.probe_max) for c in probes)
+    assert learner.probability(x, "strong") == pytest.approx(1 / learner.probe_max)
     # 500 failures do not bury it: failures stop teaching once it is below the floor and not chosen
-    assert learner.failure_floor - 0.05 <= learner.bandit.predict_one(x)["strong"] <= learner.failure_floor
+    assert 0.2 <= learner.bandit.predict_one(x)["strong"] <= learner.failure_floor
     assert learner.bandit.arm_stats()["strong"]["cost"] == pytest.approx(cost_before)
     assert learner.thresholds["confidence"].n_seen == 300 * 4  # failures teach the gate nothing
     events = learner.learn(_example(x, "strong", 1.0))  # it answers again
     assert [e.detector for e in events][:1] == ["availability"]
     assert learner.bandit.exploration >= 0.5
+    assert learner.down_arms == []
+
+
+def test_a_late_answer_from_before_the_outage_does_not_close_the_breaker(triage: WorkflowSpec) -> None:
+    learner = WorkflowLearner(triage, seed=2, down_after=3)
+    x = _x(1)
+    for t in range(100, 103):  # decided at 100..102: failures
+        learner.learn(_example(x, "fast", 0.0, confidence=None, decided_at=t))
+    assert learner.down_arms == ["fast"]
+    events = learner.learn(_example(x, "fast", 1.0, decided_at=50))  # decided before them, arriving late
+    assert learner.down_arms == ["fast"] and not [e for e in events if e.detector == "availability"]
+    events = learner.learn(_example(x, "fast", 1.0, decided_at=120))  # a probe that answered
+    assert learner.down_arms == [] and [e.detector for e in events][:1] == ["availability"]
 
 
 def test_evidence_is_flat_and_per_arm(triage: WorkflowSpec) -> None:

@@ -26,7 +26,7 @@ def joined_outcomes_after(
     decided: dict[str, tuple] = {}
     for row in connection.execute(
         select(decisions.c.run_id, decisions.c.features, decisions.c.arm, decisions.c.propensity,
-               decisions.c.config_version)
+               decisions.c.config_version, decisions.c.id)
         .where(decisions.c.run_id.in_(run_ids))
         .order_by(decisions.c.id)
     ):
@@ -59,6 +59,7 @@ def joined_outcomes_after(
                 agent_latency_s=float(a.get("latency_s") or 0.0),
                 gate_step=g[0] if g else None,
                 gate_passed=g[1].get("passed") if g else None,
+                decision_id=d[4] if d else None,
             )
         )
     return joined
