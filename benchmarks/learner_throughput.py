@@ -1,7 +1,8 @@
 """How fast the routing learner learns and decides, in one process.
 
 - updates/s: learner updates from already featurized decisions, in mini-batches
-  (`learn_many`) and one at a time (`learn_featurized`), 4 arms;
+  (`learn_many`, the adagrad solver) and one at a time (`learn_featurized`), 4 arms;
+  and the laplace solver that workflows use by default, one Newton step at a time;
 - decide p50/p99: one routing decision for 11 arms on a 1,000-character prompt,
   featurization included, as the ingress makes it; three rounds of 5,000, and the
   round with the median p99 is reported (a neighbour's burst on this shared machine
@@ -71,6 +72,15 @@ def main() -> int:
         one.learn_featurized(f, a, q, c)
     one_rate = n_one / (time.perf_counter() - t)
 
+    # the workflows' default learner (WorkflowLearner.BANDIT_DEFAULTS: laplace), one Newton step each
+    from flywheel.learners.workflow_learner import BANDIT_DEFAULTS
+
+    lap = LinearBandit(arms4, featurizer, cost_weight=20.0, seed=0, **BANDIT_DEFAULTS)
+    t = time.perf_counter()
+    for f, a, q, c in zip(feats[:n_one], arms[:n_one], quality[:n_one], cost[:n_one]):
+        lap.learn_featurized(f, a, q, c)
+    laplace_rate = n_one / (time.perf_counter() - t)
+
     from river import linear_model
 
     river_model = linear_model.LogisticRegression()
@@ -110,6 +120,7 @@ def main() -> int:
         "updates_per_s": round(many_rate),
         "updates_per_s_one_at_a_time": round(one_rate),
         "river_logreg_learn_one_per_s": round(river_rate),
+        "updates_per_s_laplace_one_at_a_time": round(laplace_rate),
         "decide_p50_us": round(p50, 1),
         "decide_p99_us": round(p99, 1),
         "decide_p99_us_rounds": [round(r[0], 1) for r in rounds],
@@ -124,6 +135,7 @@ def main() -> int:
     print(f"{'measure':<40} {'value':>12}")
     print(f"{'updates/s, learn_many (batch ' + str(batch) + ')':<40} {many_rate:>12,.0f}   (target >= 50,000)")
     print(f"{'updates/s, one at a time':<40} {one_rate:>12,.0f}")
+    print(f"{'updates/s, laplace (workflow default)':<40} {laplace_rate:>12,.0f}   (one at a time)")
     print(f"{'River LogisticRegression learn_one/s':<40} {river_rate:>12,.0f}   (baseline, 1 model)")
     print(f"{'decide p50 us (11 arms, 1,000 chars)':<40} {p50:>12.1f}")
     print(f"{'decide p99 us (11 arms, 1,000 chars)':<40} {p99:>12.1f}   (target <= 200; median of 3 rounds: "
