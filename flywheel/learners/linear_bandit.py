@@ -27,44 +27,15 @@ import numpy as np
 
 from flywheel.learners.cost_model import CostModel
 from flywheel.learners.features import Features, HashedFeaturizer
+from flywheel.learners.laplace import RANK, LaplacePosterior
 from flywheel.workflows.routing import Choice, uniform
 
 Featurized = Features
 SOLVERS = ("adagrad", "laplace")
 COST_MODELS = ("linear", "mean")
-RANK = 32  # laplace: covariance updates kept apart before being folded into the matrix
 
 
-def _sigmoid(z: float) -> float:
-    return 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, z))))
-
-
-def _newton_step(mu: float, s: float, quality: float) -> float:
-    """The step a along the posterior's direction: the root of a - sigmoid(mu - a*s) + quality.
-
-    That function rises with a, and its root lies between 0 and sigmoid(mu) - quality,
-    so Newton's iterates are kept inside that bracket (bisecting when one leaves it):
-    plain Newton oscillates when s, the prediction's variance, is large.
-    """
-    a0 = _sigmoid(mu) - quality
-    lo, hi = min(0.0, a0), max(0.0, a0)
-    a = a0
-    for _ in range(8):
-        p = _sigmoid(mu - a * s)
-        g = a - p + quality
-        if abs(g) < 1e-9:
-            break
-        if g > 0:
-            hi = a
-        else:
-            lo = a
-        a -= g / (1.0 + s * p * (1.0 - p))
-        if not lo <= a <= hi:
-            a = 0.5 * (lo + hi)
-    return a
-
-
-class LinearBandit:
+class LinearBandit(LaplacePosterior):
     """Routes to the arm with the best predicted quality - cost_weight * cost.
 
     Parameters are stored as given; learned state starts with `_`.
@@ -287,73 +258,6 @@ class LinearBandit:
             return self._cost, self._latency
         pred = np.maximum(self._costs.predict_one(f[2]), 0.0)
         return pred[:, 0], pred[:, 1]
-
-    # -- laplace: the posterior ----------------------------------------------
-
-    def _split(self, f: Featurized) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(hashed indices, their values, the dense block) of a feature vector."""
-        idx, val = f[0], f[1]
-        nd = self._nd
-        if not nd:
-            return idx, val, val[:0]
-        return idx[:-nd], val[:-nd], val[-nd:]
-
-    def _cov_x(self, r: int, f: Featurized, xd: np.ndarray) -> np.ndarray:
-        """Row r's dense covariance times the dense block of f (kept until the next update)."""
-        if self._cx[0] is not f:
-            self._cx = (f, {})
-        y = self._cx[1].get(r)
-        if y is None:
-            y = self._cov[r] @ xd
-            k = int(self._nlow[r])
-            if k:
-                low = self._low[r, :k]
-                y -= (low @ xd) @ low
-            self._cx[1][r] = y
-        return y
-
-    def _downdate(self, r: int, u: np.ndarray) -> None:
-        k = int(self._nlow[r])
-        if k == RANK:  # fold the low-rank part in: one matrix product per RANK updates
-            low = self._low[r]
-            self._cov[r] -= low.T @ low
-            k = 0
-        self._low[r, k] = u
-        self._nlow[r] = k + 1
-
-    def _logit_var(self, f: Featurized) -> np.ndarray:
-        """Posterior variance of each arm's logit on f (laplace)."""
-        si, sv, xd = self._split(f)
-        first = 0 if self.shared else 1
-        v = (1.0 / self._g[first:, si]) @ (sv * sv)
-        if self._nd:
-            v = v + np.array([self._cov_x(r, f, xd) @ xd for r in range(first, len(self._g))])
-        return v[1:] + v[0] if self.shared else v
-
-    def _learn_laplace(self, f: Featurized, i: int, quality: float) -> None:
-        si, sv, xd = self._split(f)
-        rows = (0, 1 + i) if self.shared else (1 + i,)
-        idx, val = f[0], f[1]
-        mu = float(sum(self._w[r, idx] @ val for r in rows))
-        sv2 = sv * sv
-        if self.forgetting:  # the touched slots' precision decays towards the prior's
-            phi = self.forgetting
-            for r in rows:
-                self._g[r, si] = (1.0 - phi) * self._g[r, si] + phi / self.prior_var
-        cov_x = {r: self._cov_x(r, f, xd) for r in rows} if self._nd else {}
-        self._cx = (None, {})  # the rows change: forget every product
-        s = float(sum((1.0 / self._g[r, si]) @ sv2 for r in rows)) + sum(float(c @ xd) for c in cov_x.values())
-        a = _newton_step(mu, s, quality) * self.learning_rate
-        p = _sigmoid(mu - a * s)
-        h = p * (1.0 - p)
-        base = self._w.shape[1] - self._nd
-        for r in rows:
-            self._w[r, si] -= a * sv / self._g[r, si]
-            self._g[r, si] += h * sv2
-            if self._nd:
-                c = cov_x[r]
-                self._w[r, base:] -= a * c
-                self._downdate(r, c * math.sqrt(h / (1.0 + h * float(c @ xd))))
 
     def policy_featurized(
         self, f: Featurized, arms: Sequence[str] | None = None
