@@ -74,17 +74,20 @@ class CostModel:
     def learn_one(self, z: np.ndarray | list[float], row: int, cost: float, latency_s: float) -> None:
         """Learn one call of `row`: its size features z, what it cost and how long it took."""
         z = np.asarray(z, dtype=np.float64)
-        lam = self.forgetting
-        a = self._a[row]
-        if lam < 1.0:  # forget towards the prior, never below it
-            prior = self.ridge * (1.0 - lam)
-            a *= lam
-            a[np.diag_indices_from(a)] += prior
-            self._b[row] *= lam
-        a += np.outer(z, z)
+        self._forget(row, 1)
+        self._a[row] += np.outer(z, z)
         self._b[row] += np.outer(z, (cost, latency_s))
         self._n[row] += 1
         self._dirty.add(row)
+
+    def _forget(self, row: int, steps: int) -> None:
+        """Weigh `row`'s past down by forgetting**steps, towards the prior, never below it."""
+        lam = self.forgetting ** steps
+        if lam < 1.0:
+            a = self._a[row]
+            a *= lam
+            a[np.diag_indices_from(a)] += self.ridge * (1.0 - lam)
+            self._b[row] *= lam
 
     def learn_many(self, z: np.ndarray, rows: np.ndarray, y: np.ndarray) -> None:
         """Learn a batch in order: size features z (n, d), their rows (n,), (cost, latency) y (n, 2)."""
@@ -95,12 +98,8 @@ class CostModel:
             m = len(at)
             w = lam ** np.arange(m - 1, -1, -1, dtype=np.float64)  # the last one is forgotten least
             zr = z[at]
-            a = self._a[r]
-            if lam < 1.0:
-                a *= lam**m
-                a[np.diag_indices_from(a)] += self.ridge * (1.0 - lam**m)
-                self._b[r] *= lam**m
-            a += (zr * w[:, None]).T @ zr
+            self._forget(r, m)
+            self._a[r] += (zr * w[:, None]).T @ zr
             self._b[r] += (zr * w[:, None]).T @ y[at]
             self._n[r] += m
             self._dirty.add(r)

@@ -239,11 +239,14 @@ class LinearBandit(LaplacePosterior):
 
         The quality is the predicted one, plus `ucb` standard deviations of it (laplace).
         """
+        base, sd = self._objective_and_sd(f)
+        return base + self.ucb * sd if self.ucb else base
+
+    def _objective_and_sd(self, f: Featurized) -> tuple[np.ndarray, np.ndarray]:
+        """Each arm's objective at its predicted quality, and the quality's standard deviation."""
         p, sd = self._quality_and_sd(f)
-        if self.ucb:
-            p = p + self.ucb * sd
         cost, latency = self.costs_featurized(f)
-        return p - self.cost_weight * cost - self.latency_weight * latency
+        return p - self.cost_weight * cost - self.latency_weight * latency, sd
 
     def _quality_and_sd(self, f: Featurized) -> tuple[np.ndarray, np.ndarray]:
         """Predicted quality of every arm, and its posterior standard deviation (laplace; else 0)."""
@@ -274,9 +277,7 @@ class LinearBandit(LaplacePosterior):
         if not known:
             return [], "", names, 1.0, {a: 0.0 for a in names}
         rows = np.array([self._index[a] for a in known])
-        p, sd = self._quality_and_sd(f)
-        cost, latency = self.costs_featurized(f)
-        base = p - self.cost_weight * cost - self.latency_weight * latency
+        base, sd = self._objective_and_sd(f)
         all_scores = base + self.ucb * sd if self.ucb else base
         values = all_scores[rows]
         b = int(np.argmax(values))
