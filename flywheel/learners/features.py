@@ -20,13 +20,16 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
-_WORD = re.compile(r"[a-z0-9]+")
+# Words are runs of ASCII letters and digits in the lowercased text: as bytes, every other
+# byte (UTF-8's multi-byte characters included) becomes a space, then split.
+_WORD_BYTES = bytes.maketrans(
+    bytes(range(256)), bytes(c if chr(c).isascii() and chr(c).isalnum() and not chr(c).isupper() else 32
+                             for c in range(256)))
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _SYMBOL = re.compile(r"[=+*/%$^<>]")
 Embedder = Callable[[Sequence[str]], np.ndarray]
 _CACHE_WORDS = 200_000  # words whose hashes a featurizer keeps
 _MIX_A, _MIX_B = np.uint64(0x9E3779B97F4A7C15), np.uint64(0xC2B2AE3D27D4EB4F)
-_LOW64 = np.uint64(0xFFFFFFFFFFFFFFFF)
 
 
 class Features(NamedTuple):
@@ -159,31 +162,40 @@ class HashedFeaturizer:
     def _slot(self, token: str) -> int:
         return zlib.crc32(token.encode()) & self._mask
 
-    def _word_hash(self, word: str) -> int:
+    def _word_hash(self, word: bytes) -> int:
         h = self.__dict__.setdefault("_hashes", {})
         if len(h) >= _CACHE_WORDS:
             h.clear()
-        v = h[word] = zlib.crc32(f"w:{word}".encode())
+        v = h[word] = zlib.crc32(b"w:" + word)
         return v
 
     def _tokens(self, text: str) -> np.ndarray:
         """The hashed slots of the prompt's words (and adjacent pairs), one per token, in order.
 
-        A word's slot is CRC32("w:" + word), cached per featurizer; a pair's mixes the two
-        words' CRC32s (multiply-xorshift), so pairs cost no string building or hashing.
+        A word is a run of ASCII letters and digits in the lowercased text; its slot is
+        CRC32("w:" + word), cached per featurizer; a pair's mixes the two words' CRC32s
+        (multiply-xorshift), so pairs cost no string building or hashing.
         """
-        words = _WORD.findall(text.lower())
-        if not words:
+        words = text.lower().encode("utf-8", "surrogatepass").translate(_WORD_BYTES).split()
+        n = len(words)
+        if not n:
             return np.zeros(0, dtype=np.int64)
-        hashes = list(map((self.__dict__.get("_hashes") or {}).get, words))
-        if None in hashes:
-            hashes = [self._word_hash(w) if v is None else v for v, w in zip(hashes, words)]
-        h = np.array(hashes, dtype=np.uint64)
-        if self.bigrams and len(h) > 1:
-            pair = (h[:-1] * _MIX_A + h[1:] * _MIX_B) & _LOW64
-            pair ^= pair >> np.uint64(29)
-            h = np.concatenate([h, pair])
-        return (h & np.uint64(self._mask)).astype(np.int64)
+        get = (self.__dict__.get("_hashes") or {}).get
+        try:
+            h = np.fromiter(map(get, words), dtype=np.uint64, count=n)
+        except TypeError:  # a word not in the cache yet
+            h = np.fromiter((self._word_hash(w) if v is None else v for v, w in zip(map(get, words), words)),
+                            dtype=np.uint64, count=n)
+        if not (self.bigrams and n > 1):
+            return (h & np.uint64(self._mask)).view(np.int64)
+        out = np.empty(2 * n - 1, dtype=np.uint64)
+        out[:n] = h
+        pair = out[n:]
+        np.multiply(h[:-1], _MIX_A, out=pair)  # uint64 arithmetic wraps modulo 2**64
+        pair += h[1:] * _MIX_B
+        pair ^= pair >> np.uint64(29)
+        out &= np.uint64(self._mask)
+        return out.view(np.int64)
 
     def transform_one(self, x: Mapping[str, Any], embedding: np.ndarray | None = None) -> Features:
         """(indices, values, size features) of x; `embedding` skips calling the embedder (precomputed)."""

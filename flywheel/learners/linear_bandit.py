@@ -272,20 +272,24 @@ class LinearBandit(LaplacePosterior):
         best arm's pessimistic one. An arm that is clearly worse here is not tried at
         random, and it comes back into the set when its uncertainty grows (a drift).
         """
-        names = self.arms if arms is None else list(arms)
-        known = [a for a in names if a in self._index]
-        if not known:
-            return [], "", names, 1.0, {a: 0.0 for a in names}
-        rows = np.array([self._index[a] for a in known])
-        base, sd = self._objective_and_sd(f)
-        all_scores = base + self.ucb * sd if self.ucb else base
-        values = all_scores[rows]
+        if arms is None and self.arms:  # every arm: no subset to take
+            known = list(self.arms)
+            base, sd = self._objective_and_sd(f)
+        else:
+            names = self.arms if arms is None else list(arms)
+            known = [a for a in names if a in self._index]
+            if not known:
+                return [], "", names, 1.0, {a: 0.0 for a in names}
+            rows = np.array([self._index[a] for a in known])
+            base, sd = self._objective_and_sd(f)
+            base, sd = base[rows], sd[rows]
+        values = base + self.ucb * sd if self.ucb else base
         b = int(np.argmax(values))
         best = known[b]
         explore = known
         if self.explore_z and self.solver == "laplace":
-            upper = base[rows] + self.explore_z * sd[rows]
-            floor = base[rows][b] - self.explore_z * sd[rows][b]
+            upper = base + self.explore_z * sd
+            floor = base[b] - self.explore_z * sd[b]
             explore = [a for a, u in zip(known, upper.tolist()) if u >= floor]
         scores = dict(zip(known, values.tolist()))
         return known, best, explore, self.exploration, scores
