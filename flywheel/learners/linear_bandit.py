@@ -20,11 +20,11 @@ arms the bandit knows little about on this kind of prompt are tried (optimism).
 
 from __future__ import annotations
 
-import math
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from flywheel.learners.adagrad import AdagradSteps
 from flywheel.learners.cost_model import CostModel
 from flywheel.learners.features import Features, HashedFeaturizer
 from flywheel.learners.laplace import RANK, LaplacePosterior
@@ -35,7 +35,7 @@ SOLVERS = ("adagrad", "laplace")
 COST_MODELS = ("linear", "mean")
 
 
-class LinearBandit(LaplacePosterior):
+class LinearBandit(LaplacePosterior, AdagradSteps):
     """Routes to the arm with the best predicted quality - cost_weight * cost.
 
     Parameters are stored as given; learned state starts with `_`.
@@ -330,14 +330,7 @@ class LinearBandit(LaplacePosterior):
             self._learn_laplace(f, i, quality)
             self._update_means(i, cost, latency_s, f)
             return
-        idx, val = f[0], f[1]
-        p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(self._logits(f, np.array([i]))[0])))))
-        grad = (p - quality) * val
-        g2 = grad * grad
-        rows = (0, 1 + i) if self.shared else (1 + i,)
-        for r in rows:
-            self._g[r, idx] += g2
-            self._w[r, idx] -= self.learning_rate * grad / np.sqrt(self._g[r, idx])
+        self._learn_adagrad(f, i, quality)
         self._update_means(i, cost, latency_s, f)
 
     def learn_one(
@@ -377,27 +370,7 @@ class LinearBandit(LaplacePosterior):
             if a not in self._index:
                 self.add_arm(a)
         arm_i = np.array([self._index[a] for a in arms])
-        lengths = np.array([len(f[0]) for f in batch])
-        idx = np.concatenate([f[0] for f in batch])
-        val = np.concatenate([f[1] for f in batch])
-        owner = np.repeat(np.arange(len(batch)), lengths)
-        rows = np.repeat(1 + arm_i, lengths)
-        contrib = self._w[rows, idx] * val + (self._w[0, idx] * val if self.shared else 0.0)
-        logits = np.bincount(owner, weights=contrib, minlength=len(batch))
-        p = 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
-        grad = (p - np.asarray(quality, dtype=float))[owner] * val
-        d = self._w.shape[1]
-        targets = [rows] + ([np.zeros_like(rows)] if self.shared else [])
-        gflat = self._g.reshape(-1)
-        wflat = self._w.reshape(-1)
-        g2 = grad * grad
-        for r in targets:  # scatter-add by bincount over the flat weights: no sort
-            flat = r * d + idx
-            g2_sum = np.bincount(flat, weights=g2, minlength=gflat.size)
-            touched = np.flatnonzero(g2_sum)
-            gflat[touched] += g2_sum[touched]
-            gs = np.bincount(flat, weights=grad, minlength=gflat.size)[touched]
-            wflat[touched] -= self.learning_rate * gs / np.sqrt(gflat[touched])
+        self._learn_many_adagrad(batch, arm_i, quality)
         lat = np.asarray(latency_s if latency_s is not None else [0.0] * len(batch), dtype=float)
         cost_arr = np.asarray(cost, dtype=float)
         for i, c, l in zip(arm_i.tolist(), cost_arr.tolist(), lat.tolist()):
