@@ -25,7 +25,8 @@ from flywheel.registry.mlflow_registry import (
     RegistryUnavailable,
     version_label,
 )
-from flywheel.registry.policy import PolicyBook, evaluate
+from flywheel.registry.judge import evaluate
+from flywheel.registry.policy import PolicyBook
 from flywheel.workflows.ledger import Ledger
 from flywheel.workflows.records import OutboxVersion
 
