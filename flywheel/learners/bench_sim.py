@@ -53,12 +53,13 @@ was from the oracle's when the change came.
 from __future__ import annotations
 
 import time
-from collections import Counter, deque
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 from flywheel.learners.examples import LearningExample
+from flywheel.learners.recovery import route_recovery
 from flywheel.learners.simulator import (
     Environment,
     HumanReviewer,
@@ -75,8 +76,6 @@ from flywheel.workflows.loading import load_dir
 from flywheel.workflows.reward import reward
 from flywheel.workflows.spec import Objective, WorkflowSpec
 
-ABRUPT = ("degrade", "outage", "add")
-SHIFT_RUNS = 1000  # runs each side of N that decide whether a workflow is affected
 GRADED_RIGHT, GRADED_WRONG = 0.825, 0.3  # mean graded score of a right / wrong report
 TICKET_TOKENS_OUT = 23.0  # mean of randint(6, 40): a label's output tokens
 
@@ -336,7 +335,7 @@ def _summarize(
             sums[k] += gs[k]
     regret = sums["oracle_reward"] - sums["system_reward"]
     static_regret = sums["oracle_reward"] - sums["static_reward"]
-    recovery = _recovery(sc, routes, window, tolerance)
+    recovery = route_recovery(sc, routes, window, tolerance)
     return {
         "scenario": sc.name,
         "regret": round(regret, 3),
@@ -363,62 +362,4 @@ def _trajectory_summary(initial: float, points: list[tuple[int, float]]) -> dict
         "min": round(min(values), 4),
         "max": round(max(values), 4),
         "points": [(t, round(v, 4)) for t, v in points],
-    }
-
-
-def _shares_gap(system: Counter, oracle: Counter, n: int) -> float:
-    return max(abs(system[a] - oracle[a]) for a in set(system) | set(oracle)) / n
-
-
-def _recovery(
-    sc: Scenario, routes: dict[str, list[tuple[int, str, str]]], window: int, tolerance: float
-) -> dict[str, Any] | None:
-    abrupt = sorted((e for e in sc.events if e.kind in ABRUPT), key=lambda e: e.at_run)
-    if not abrupt:
-        return None
-    first = abrupt[0]
-    at = first.at_run
-    per_wf: dict[str, Any] = {}
-    for wf, seq in routes.items():
-        before = [b for t, _, b in seq if t < at][-SHIFT_RUNS:]
-        after_all = [(t, a, b) for t, a, b in seq if t >= at]
-        after = [b for _, _, b in after_all[:SHIFT_RUNS]]
-        if not before or len(after_all) < window:
-            continue
-        cb, ca = Counter(before), Counter(after)
-        shift = max(abs(cb[a] / len(before) - ca[a] / len(after)) for a in set(cb) | set(ca))
-        pre = seq[max(0, len(seq) - len(after_all) - window): len(seq) - len(after_all)]
-        pre_gap = _shares_gap(Counter(a for _, a, _ in pre), Counter(b for _, _, b in pre), max(1, len(pre)))
-        sys_w: Counter = Counter()
-        ora_w: Counter = Counter()
-        q: deque[tuple[str, str]] = deque()
-        found: tuple[int, int] | None = None
-        for j, (t, a, b) in enumerate(after_all, start=1):
-            q.append((a, b))
-            sys_w[a] += 1
-            ora_w[b] += 1
-            if len(q) > window:
-                a0, b0 = q.popleft()
-                sys_w[a0] -= 1
-                ora_w[b0] -= 1
-            if j >= window and _shares_gap(sys_w, ora_w, window) <= tolerance:
-                found = (j, t - at + 1)
-                break
-        per_wf[wf] = {"oracle_shift": round(shift, 4), "affected": shift >= tolerance, "gap_before": round(pre_gap, 4),
-                      "runs": found[0] if found else None, "ticks": found[1] if found else None}
-    if not per_wf:  # the change comes after the last run (or too close to it to judge)
-        return None
-    affected = [wf for wf, r in per_wf.items() if r["affected"]]
-    if not affected and per_wf:
-        affected = [max(per_wf, key=lambda wf: per_wf[wf]["oracle_shift"])]
-    runs = [per_wf[wf]["runs"] for wf in affected]
-    recovered = bool(runs) and all(r is not None for r in runs)
-    return {
-        "event": {"kind": first.kind, "model": first.model, "at_run": at},
-        "window": window,
-        "tolerance": tolerance,
-        "affected": affected,
-        "recovered": recovered,
-        "runs": max(runs) if recovered else None,  # type: ignore[type-var]
-        "workflows": per_wf,
     }
