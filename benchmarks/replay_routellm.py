@@ -32,12 +32,13 @@ PUBLISHED = {"mmlu.csv.gz": 0.60, "gsm8k.csv.gz": 0.62}  # RouteLLM's best route
 
 # name -> (features, LinearBandit arguments over bench_replay.BANDIT, featurizer arguments over its FEATURES)
 _ADAGRAD = {"solver": "adagrad", "learning_rate": 0.5, "shared": True, "ucb": 0.0, "epsilon": 0.2,
-            "epsilon_min": 0.02, "epsilon_half_life": 2000, "prior_var": 1.0}
+            "epsilon_min": 0.02, "epsilon_half_life": 2000, "prior_var": 1.0, "importance_clip": 0.0}
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "adagrad, shared, eps 0.2->0.02 (the first learner), hashed words (16 bits)": (
         "hashed", _ADAGRAD, {"n_bits": 16, "text_stats": False}),
     "the same + text statistics, 18 bits": ("hashed", _ADAGRAD, {}),
-    "laplace, ucb 0.5, hashed words + text statistics": ("hashed", {}, {}),
+    "laplace, ucb 0.5, hashed words + text statistics, no importance weights": ("hashed", {"importance_clip": 0.0}, {}),
+    "laplace, ucb 0.5, hashed words + text statistics (the router, hashed)": ("hashed", {}, {}),
     "laplace + embeddings, with a shared component": ("embeddings", {"shared": True}, {}),
     "laplace + embeddings, no ucb (epsilon-greedy 2%)": ("embeddings", {"ucb": 0.0}, {}),
     "laplace + embeddings, ucb 1.0": ("embeddings", {"ucb": 1.0}, {}),

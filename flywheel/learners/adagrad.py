@@ -28,19 +28,20 @@ class AdagradSteps:
     learning_rate: float
     _logits: Callable[..., np.ndarray]  # LinearBandit's: (f, rows) -> each row's logit on f
 
-    def _learn_adagrad(self, f: Featurized, i: int, quality: float) -> None:
-        """One AdaGrad step on arm i's row (and the shared row) from one outcome."""
+    def _learn_adagrad(self, f: Featurized, i: int, quality: float, weight: float = 1.0) -> None:
+        """One AdaGrad step on arm i's row (and the shared row) from one outcome of this weight."""
         idx, val = f[0], f[1]
         p = 1.0 / (1.0 + math.exp(-max(-30.0, min(30.0, float(self._logits(f, np.array([i]))[0])))))
-        grad = (p - quality) * val
+        grad = weight * (p - quality) * val
         g2 = grad * grad
         rows = (0, 1 + i) if self.shared else (1 + i,)
         for r in rows:
             self._g[r, idx] += g2
             self._w[r, idx] -= self.learning_rate * grad / np.sqrt(self._g[r, idx])
 
-    def _learn_many_adagrad(self, batch: Sequence[Featurized], arm_i: np.ndarray, quality: Sequence[float]) -> None:
-        """One mini-batch step: predictions before the batch, gradients summed per weight."""
+    def _learn_many_adagrad(self, batch: Sequence[Featurized], arm_i: np.ndarray, quality: Sequence[float],
+                            weights: np.ndarray) -> None:
+        """One mini-batch step: predictions before the batch, gradients (times each outcome's weight) summed."""
         lengths = np.array([len(f[0]) for f in batch])
         idx = np.concatenate([f[0] for f in batch])
         val = np.concatenate([f[1] for f in batch])
@@ -49,7 +50,7 @@ class AdagradSteps:
         contrib = self._w[rows, idx] * val + (self._w[0, idx] * val if self.shared else 0.0)
         logits = np.bincount(owner, weights=contrib, minlength=len(batch))
         p = 1.0 / (1.0 + np.exp(-np.clip(logits, -30, 30)))
-        grad = (p - np.asarray(quality, dtype=float))[owner] * val
+        grad = (weights * (p - np.asarray(quality, dtype=float)))[owner] * val
         d = self._w.shape[1]
         targets = [rows] + ([np.zeros_like(rows)] if self.shared else [])
         gflat = self._g.reshape(-1)

@@ -30,8 +30,9 @@ from flywheel.learners.linear_bandit import Featurized, LinearBandit
 from flywheel.learners.routerbench import RouterBenchTable
 
 # The router under test: LinearBandit with the laplace solver on hashed words + text
-# statistics (+ embeddings with the `embeddings` extra); chosen on these tables, see
-# benchmarks/replay_routellm.py for the variants tried.
+# statistics (+ embeddings with the `embeddings` extra), each outcome weighted by its
+# clipped inverse propensity; chosen on these tables, see benchmarks/replay_routellm.py
+# for the variants tried.
 BANDIT: dict[str, Any] = {
     "solver": "laplace",
     "learning_rate": 1.0,
@@ -40,6 +41,7 @@ BANDIT: dict[str, Any] = {
     "ucb": 0.5,
     "epsilon": 0.02,
     "epsilon_min": 0.02,
+    "importance_clip": 5.0,
 }
 FEATURES: dict[str, Any] = {"n_bits": 18, "bigrams": True, "text_stats": True}
 GRID: tuple[float, ...] = (0.0, 0.03, 0.06, 0.09, 0.12, 0.15, 0.18, 0.21, 0.25, 0.3, 0.4, 0.6, 1.0)
@@ -132,7 +134,7 @@ class _Replay:
                 for jj, m in enumerate(models):
                     bandit.learn_featurized(f, m, float(q[i, jj]), float(c[i, jj]))
             else:
-                bandit.learn_featurized(f, choice.arm, float(q[i, j]), float(c[i, j]))
+                bandit.learn_featurized(f, choice.arm, float(q[i, j]), float(c[i, j]), propensity=choice.propensity)
         rows = self.order
         counts = np.bincount(chosen, minlength=len(models)) / len(rows)
         return ReplayPoint(

@@ -105,7 +105,12 @@ class LaplacePosterior:
             v = v + np.array([self._cov_x(r, f, xd) @ xd for r in range(first, len(self._g))])
         return v[1:] + v[0] if self.shared else v
 
-    def _learn_laplace(self, f: Featurized, i: int, quality: float) -> None:
+    def _learn_laplace(self, f: Featurized, i: int, quality: float, weight: float = 1.0) -> None:
+        """One outcome of arm i, its log-likelihood times `weight` (an importance weight; 1 plain).
+
+        Along the posterior's direction the step is weight * b, b the root for a
+        prediction variance of weight * s; the precision grows by weight * p(1-p) x x'.
+        """
         si, sv, xd = self._split(f)
         rows = (0, 1 + i) if self.shared else (1 + i,)
         idx, val = f[0], f[1]
@@ -118,9 +123,9 @@ class LaplacePosterior:
         cov_x = {r: self._cov_x(r, f, xd) for r in rows} if self._nd else {}
         self._cx = (None, {})  # the rows change: forget every product
         s = float(sum((1.0 / self._g[r, si]) @ sv2 for r in rows)) + sum(float(c @ xd) for c in cov_x.values())
-        a = newton_step(mu, s, quality) * self.learning_rate
+        a = weight * newton_step(mu, weight * s, quality) * self.learning_rate
         p = _sigmoid(mu - a * s)
-        h = p * (1.0 - p)
+        h = weight * p * (1.0 - p)
         base = self._w.shape[1] - self._nd
         for r in rows:
             self._w[r, si] -= a * sv / self._g[r, si]

@@ -57,6 +57,12 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
         laplace only: at each update the precision of the touched hashed slots decays
         by this fraction towards the prior's, so evidence older than about
         1/forgetting updates of those slots weighs less (a world that changes).
+    importance_clip
+        0: every outcome weighs 1 (each arm's model is a direct model of it given x).
+        > 0: an outcome weighs min(importance_clip, 1 / propensity), so an arm's model
+        is fitted to the whole input distribution and not only to the inputs the
+        policy already sent it (a linear model is never exactly right, and the
+        inputs an arm is chosen for are the ones it was predicted best on).
 
     With embeddings or text statistics (the featurizer's dense block) and bandit
     feedback, laplace with ucb=0.5, shared=False and a constant epsilon of 0.02 is
@@ -119,6 +125,7 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
         cost_model: str = "linear",
         explore_z: float = 0.0,
         forgetting: float = 0.0,
+        importance_clip: float = 0.0,
     ):
         self.arms = list(arms)
         self.featurizer = featurizer if featurizer is not None else HashedFeaturizer()
@@ -136,6 +143,9 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
         self.cost_model = cost_model
         self.explore_z = explore_z
         self.forgetting = forgetting
+        self.importance_clip = importance_clip
+        if importance_clip < 0:
+            raise ValueError(f"importance_clip: {importance_clip!r} is negative")
         if cost_model not in COST_MODELS:
             raise ValueError(f"cost_model: {cost_model!r} is not one of {COST_MODELS}")
         if solver not in SOLVERS:
@@ -320,18 +330,31 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
     # -- learning ----------------------------------------------------------
 
     def learn_featurized(
-        self, f: Featurized, arm: str, quality: float, cost: float | None = 0.0, latency_s: float | None = 0.0
+        self, f: Featurized, arm: str, quality: float, cost: float | None = 0.0, latency_s: float | None = 0.0,
+        propensity: float = 1.0,
     ) -> None:
-        """Learn one outcome of `arm` on f; cost or latency None: unknown (a failed call), not learned."""
+        """Learn one outcome of `arm` on f; cost or latency None: unknown (a failed call), not learned.
+
+        `propensity`: the probability the logging policy chose `arm` on f (the outcome's
+        importance weight with `importance_clip`).
+        """
         if arm not in self._index:
             self.add_arm(arm)
         i = self._index[arm]
+        weight = self.importance_weight(propensity)
         if self.solver == "laplace":
-            self._learn_laplace(f, i, quality)
-            self._update_means(i, cost, latency_s, f)
-            return
-        self._learn_adagrad(f, i, quality)
+            self._learn_laplace(f, i, quality, weight)
+        else:
+            self._learn_adagrad(f, i, quality, weight)
         self._update_means(i, cost, latency_s, f)
+
+    def importance_weight(self, propensity: float) -> float:
+        """What an outcome chosen with this propensity weighs: 1, or min(importance_clip, 1 / propensity)."""
+        if not self.importance_clip:
+            return 1.0
+        if not 0.0 < propensity <= 1.0:
+            raise ValueError(f"propensity: {propensity!r} is not in (0, 1]")
+        return min(self.importance_clip, 1.0 / propensity)
 
     def learn_one(
         self,
@@ -344,11 +367,10 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
     ) -> None:
         """Learn from one outcome of `arm` on x (quality in [0, 1]; cost or latency None: unknown).
 
-        The quality model is a direct model of each arm given x; since the policy
-        chose on x alone, it needs no importance weight (`propensity` is accepted
-        for the protocol and for estimators that do).
+        The quality model is a direct model of each arm given x; `propensity` weighs
+        the outcome only with `importance_clip` > 0.
         """
-        self.learn_featurized(self.featurize(x), arm, quality, cost, latency_s)
+        self.learn_featurized(self.featurize(x), arm, quality, cost, latency_s, propensity)
 
     def learn_many(
         self,
@@ -357,20 +379,22 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
         quality: Sequence[float],
         cost: Sequence[float],
         latency_s: Sequence[float] | None = None,
+        propensity: Sequence[float] | None = None,
     ) -> None:
         """One mini-batch step: gradients from the batch's predictions, applied together."""
         if not batch:
             return
+        props = propensity if propensity is not None else [1.0] * len(batch)
         if self.solver == "laplace":  # one Newton step after the other
             lat = latency_s if latency_s is not None else [0.0] * len(batch)
-            for f, a, q, c, l in zip(batch, arms, quality, cost, lat):
-                self.learn_featurized(f, a, q, c, l)
+            for f, a, q, c, l, pr in zip(batch, arms, quality, cost, lat, props):
+                self.learn_featurized(f, a, q, c, l, pr)
             return
         for a in set(arms):
             if a not in self._index:
                 self.add_arm(a)
         arm_i = np.array([self._index[a] for a in arms])
-        self._learn_many_adagrad(batch, arm_i, quality)
+        self._learn_many_adagrad(batch, arm_i, quality, np.array([self.importance_weight(p) for p in props]))
         lat = np.asarray(latency_s if latency_s is not None else [0.0] * len(batch), dtype=float)
         cost_arr = np.asarray(cost, dtype=float)
         for i, c, l in zip(arm_i.tolist(), cost_arr.tolist(), lat.tolist()):

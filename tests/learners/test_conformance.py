@@ -115,7 +115,7 @@ CASES = [
     Case(LinearBandit, dict(arms=["a", "b", "c"], featurizer=HashedFeaturizer(n_bits=8), cost_weight=0.1,
                             latency_weight=0.01, learning_rate=0.3, shared=False, epsilon=0.3, epsilon_min=0.05,
                             epsilon_half_life=100, seed=5, solver="laplace", prior_var=2.0, ucb=0.5,
-                            cost_model="mean", explore_z=1.5, forgetting=0.001),
+                            cost_model="mean", explore_z=1.5, forgetting=0.001, importance_clip=4.0),
          _bandit_step, seeded=True),
     Case(ThresholdLearner, dict(threshold=0.6, target_error_rate=0.1, low=0.2, high=0.9, n_bins=20, half_life=500,
                                 min_samples=50, z=1.0), _threshold_step, seeded=False),
