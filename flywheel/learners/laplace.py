@@ -8,6 +8,32 @@ outcome is one Newton step along the posterior's direction (Chapelle & Li,
 "An Empirical Evaluation of Thompson Sampling", 2011). LaplacePosterior holds
 the methods; LinearBandit holds the arrays and the parameters they read
 (`learning_rate`, `prior_var`, `forgetting`, `shared`).
+
+A LinearBandit with this solver, text statistics in a dense block, learning which prompts
+need the strong model:
+
+>>> import random
+>>> from flywheel.learners.features import HashedFeaturizer
+>>> from flywheel.learners.linear_bandit import LinearBandit
+>>> rng = random.Random(1)
+>>> bandit = LinearBandit(["weak", "strong"], HashedFeaturizer(n_bits=10, text_stats=True), cost_weight=0.3,
+...                       solver="laplace", learning_rate=1.0, ucb=0.5, shared=False,
+...                       epsilon=0.02, epsilon_min=0.02, seed=7)
+>>> strong_calls = 0
+>>> for i in range(3000):
+...     hard = rng.random() < 0.5
+...     x = {"prompt": "prove the theorem" if hard else "say hello"}
+...     choice = bandit.decide(x, key=str(i))
+...     strong_calls += choice.arm == "strong"
+...     correct = rng.random() < (0.9 if choice.arm == "strong" or not hard else 0.2)
+...     bandit.learn_one(x, choice.arm, quality=float(correct),
+...                      cost=1.0 if choice.arm == "strong" else 0.0, propensity=choice.propensity)
+>>> bandit.decide({"prompt": "prove the theorem"}, key="a").arm, bandit.decide({"prompt": "say hello"}, key="b").arm
+('strong', 'weak')
+>>> {a: round(q, 2) for a, q in bandit.predict_one({"prompt": "prove the theorem"}).items()}
+{'weak': 0.21, 'strong': 0.9}
+>>> strong_calls
+1699
 """
 
 from __future__ import annotations

@@ -83,28 +83,6 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
     >>> p = bandit.predict_one({"prompt": "prove the theorem"})
     >>> p["strong"] > 0.8 > 0.4 > p["weak"]
     True
-
-    The laplace solver on the same stream, with text statistics in a dense block:
-
-    >>> rng = random.Random(1)
-    >>> bandit = LinearBandit(["weak", "strong"], HashedFeaturizer(n_bits=10, text_stats=True), cost_weight=0.3,
-    ...                       solver="laplace", learning_rate=1.0, ucb=0.5, shared=False,
-    ...                       epsilon=0.02, epsilon_min=0.02, seed=7)
-    >>> strong_calls = 0
-    >>> for i in range(3000):
-    ...     hard = rng.random() < 0.5
-    ...     x = {"prompt": "prove the theorem" if hard else "say hello"}
-    ...     choice = bandit.decide(x, key=str(i))
-    ...     strong_calls += choice.arm == "strong"
-    ...     correct = rng.random() < (0.9 if choice.arm == "strong" or not hard else 0.2)
-    ...     bandit.learn_one(x, choice.arm, quality=float(correct),
-    ...                      cost=1.0 if choice.arm == "strong" else 0.0, propensity=choice.propensity)
-    >>> bandit.decide({"prompt": "prove the theorem"}, key="a").arm, bandit.decide({"prompt": "say hello"}, key="b").arm
-    ('strong', 'weak')
-    >>> {a: round(q, 2) for a, q in bandit.predict_one({"prompt": "prove the theorem"}).items()}
-    {'weak': 0.21, 'strong': 0.9}
-    >>> strong_calls
-    1699
     """
 
     def __init__(
@@ -394,7 +372,8 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
             if a not in self._index:
                 self.add_arm(a)
         arm_i = np.array([self._index[a] for a in arms])
-        self._learn_many_adagrad(batch, arm_i, quality, np.array([self.importance_weight(p) for p in props]))
+        weights = np.array([self.importance_weight(p) for p in props]) if self.importance_clip else np.ones(len(batch))
+        self._learn_many_adagrad(batch, arm_i, quality, weights)
         lat = np.asarray(latency_s if latency_s is not None else [0.0] * len(batch), dtype=float)
         cost_arr = np.asarray(cost, dtype=float)
         for i, c, l in zip(arm_i.tolist(), cost_arr.tolist(), lat.tolist()):
@@ -427,8 +406,9 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
         }
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        """Unpickle; a bandit pickled before the laplace solver existed gets its defaults."""
+        """Unpickle; a bandit pickled before a parameter existed gets the behaviour it had."""
         self.__dict__.update(state)
+        self.__dict__.setdefault("importance_clip", 0.0)  # pickled before importance weights
         if "solver" not in state:
             self.solver, self.prior_var, self.ucb, self._nd = "adagrad", 1.0, 0.0, 0
             rows = self._w.shape[0]

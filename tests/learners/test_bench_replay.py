@@ -160,7 +160,7 @@ def test_sentence_embedder_caches_on_disk(tmp_path: Path) -> None:
     again = SentenceEmbedder(cache_dir=str(tmp_path), cache_min=3)
     assert np.array_equal(again(texts), first) and again._model is None  # read back, no model loaded
     fz = HashedFeaturizer(n_bits=8, embedder=embedder, embedding_dim=384, text_stats=True)
-    idx, val = fz.transform_one({"prompt": texts[0]})
+    idx, val, _ = fz.transform_one({"prompt": texts[0]})
     assert fz.n_dense == 1 + 6 + 384 and np.allclose(val[-384:], first[0], atol=1e-5)
 
 

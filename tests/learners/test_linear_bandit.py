@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from flywheel.learners.features import HashedFeaturizer
@@ -55,3 +57,15 @@ def test_learn_many_weighs_each_outcome_by_its_propensity() -> None:
     a.learn_many(feats, ["strong", "weak"], [0.0, 1.0], [0.0, 0.0], propensity=[0.2, 1.0])
     b.learn_many(feats, ["strong", "weak"], [0.0, 1.0], [0.0, 0.0])
     assert a.predict_one(X)["strong"] < b.predict_one(X)["strong"]
+
+
+def test_a_bandit_pickled_before_importance_weights_loads_and_learns_unweighted() -> None:
+    old = _bandit(solver="laplace", learning_rate=1.0)
+    state = dict(old.__dict__)
+    state.pop("importance_clip")
+    revived = LinearBandit.__new__(LinearBandit)
+    revived.__setstate__(state)
+    assert revived.importance_clip == 0.0 and revived.importance_weight(0.01) == 1.0
+    revived.learn_one(X, "strong", 0.0, propensity=0.01)
+    old.learn_one(X, "strong", 0.0, propensity=0.01)
+    assert pickle.loads(pickle.dumps(revived)).predict_one(X) == old.predict_one(X)
