@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import string
 import zlib
 from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
@@ -23,8 +24,7 @@ import numpy as np
 # Words are runs of ASCII letters and digits in the lowercased text: as bytes, every other
 # byte (UTF-8's multi-byte characters included) becomes a space, then split.
 _WORD_BYTES = bytes.maketrans(
-    bytes(range(256)), bytes(c if chr(c).isascii() and chr(c).isalnum() and not chr(c).isupper() else 32
-                             for c in range(256)))
+    bytes(range(256)), bytes(c if chr(c) in string.ascii_lowercase + string.digits else 32 for c in range(256)))
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)?")
 _SYMBOL = re.compile(r"[=+*/%$^<>]")
 Embedder = Callable[[Sequence[str]], np.ndarray]

@@ -260,16 +260,13 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
         best arm's pessimistic one. An arm that is clearly worse here is not tried at
         random, and it comes back into the set when its uncertainty grows (a drift).
         """
-        if arms is None and self.arms:  # every arm: no subset to take
-            known = list(self.arms)
-            base, sd = self._objective_and_sd(f)
-        else:
-            names = self.arms if arms is None else list(arms)
-            known = [a for a in names if a in self._index]
-            if not known:
-                return [], "", names, 1.0, {a: 0.0 for a in names}
+        names = list(self.arms) if arms is None else list(arms)
+        known = names if arms is None else [a for a in names if a in self._index]  # every arm: no subset
+        if not known:
+            return [], "", names, 1.0, {a: 0.0 for a in names}
+        base, sd = self._objective_and_sd(f)
+        if arms is not None:
             rows = np.array([self._index[a] for a in known])
-            base, sd = self._objective_and_sd(f)
             base, sd = base[rows], sd[rows]
         values = base + self.ucb * sd if self.ucb else base
         b = int(np.argmax(values))
