@@ -3,9 +3,13 @@ best static config (one fixed arm per workflow, best in hindsight) and an oracle
 knows the world (the arm of highest expected reward per request). See
 flywheel/learners/bench_sim.py for the definitions of regret and recovery.
 
-    python benchmarks/sim_scenarios.py [--runs 20000] [--seed 0] [--jobs 2]
+    python benchmarks/sim_scenarios.py [--runs 20000] [--seed 0] [--jobs 2] [--extra-seeds 1,2]
 
-Prints a table and writes benchmarks/results/sim_scenarios.json.
+Prints a table and writes benchmarks/results/sim_scenarios.json. `--extra-seeds` repeats
+every scenario with other seeds (other learners' coin flips and another world draw) and
+reports each seed's ratio and recovery and the mean ratio over all seeds run: one seed's
+figures swing by 0.2 or more when a router locks into a near tie, so the mean is the
+fairer figure to compare variants by (about 10 s per scenario and seed on one core).
 """
 
 from __future__ import annotations
@@ -61,23 +65,46 @@ def _print(rows: list[dict[str, Any]]) -> None:
               f"{r['human_share']:>7.3f}  {errs}")
 
 
+def _over_seeds(results: list[dict[str, Any]], seeds: list[int]) -> dict[str, dict[str, Any]]:
+    """Per scenario: each seed's ratio and recovery, and the mean ratio over the seeds; printed too."""
+    out: dict[str, dict[str, Any]] = {}
+    print("\nover seeds " + ", ".join(map(str, seeds)) + " (ratio / recovery runs):")
+    for name in SCENARIOS:
+        mine = [r for r in results if r["scenario"] == name]
+        ratios = [r["regret_ratio_vs_static"] for r in mine]
+        recov = [None if r["recovery"] is None else r["recovery_runs"] if r["recovery"]["recovered"] else "never"
+                 for r in mine]
+        known = [x for x in ratios if x is not None]
+        mean = round(sum(known) / len(known), 4) if known else None
+        out[name] = {"ratio_by_seed": dict(zip(seeds, ratios)), "recovery_by_seed": dict(zip(seeds, recov)),
+                     "ratio_mean": mean}
+        print(f"  {name:<14}" + "  ".join(f"seed {sd}: {'-' if x is None else f'{x:.2f}'} / {'n/a' if v is None else v}"
+                                         for sd, x, v in zip(seeds, ratios, recov))
+              + f"  mean {'-' if mean is None else f'{mean:.3f}'}")
+    return out
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=20000, help="Runs (ticks) per scenario.")
     ap.add_argument("--seed", type=int, default=0, help="Seed of the learners (the world: scenario seed + this).")
     ap.add_argument("--jobs", type=int, default=2, help="Scenarios run in parallel processes.")
+    ap.add_argument("--extra-seeds", default="", help="Comma-separated seeds to repeat every scenario with.")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "sim_scenarios.json")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
     started = time.perf_counter()
-    jobs = [(s, args.runs, args.seed) for s in SCENARIOS]
+    extra = [int(x) for x in args.extra_seeds.split(",") if x.strip()]
+    jobs = [(s, args.runs, sd) for sd in [args.seed, *extra] for s in SCENARIOS]
     if args.jobs > 1:
         with ProcessPoolExecutor(args.jobs) as pool:
-            results = list(pool.map(_one, jobs))
+            everything = list(pool.map(_one, jobs))
     else:
-        results = [_one(j) for j in jobs]
+        everything = [_one(j) for j in jobs]
+    results = everything[: len(SCENARIOS)]
     rows = [_row(r) for r in results]
     _print(rows)
+    seeds = _over_seeds(everything, [args.seed, *extra]) if extra else {}
     wall = round(time.perf_counter() - started, 1)
     ratios = [r["regret_ratio_vs_static"] for r in rows]
     recoveries = {r["scenario"]: r["recovery_runs"] for r in rows if r["recovered"] is not None}
@@ -88,7 +115,8 @@ def main() -> int:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(
         {"runs": args.runs, "seed": args.seed, "wall_s": wall, "targets": {"regret_ratio_vs_static": TARGET_RATIO,
-         "recovery_runs": TARGET_RECOVERY}, "summary": rows, "scenarios": {r["scenario"]: r for r in results}},
+         "recovery_runs": TARGET_RECOVERY}, "summary": rows, "seeds": seeds,
+         "scenarios": {r["scenario"]: r for r in results}},
         indent=1,
     ))
     print(f"wrote {args.out.relative_to(ROOT) if args.out.is_relative_to(ROOT) else args.out}")
