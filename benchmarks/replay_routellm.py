@@ -47,14 +47,16 @@ VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
 
 def _print(results: dict[str, dict[str, Any]]) -> None:
     head = (f"{'table':<14}{'prompts':>8}  {'features':<26}{'APGR':>7}{'CPT50':>7}{'CPT80':>7}"
-            f"{'APGR full':>10}{'CPT50 full':>11}{'target':>8}{'RouteLLM':>9}{'seconds':>9}")
+            f"{'1st half':>9}{'2nd half':>9}{'APGR full':>10}{'CPT50 full':>11}{'target':>8}{'RouteLLM':>9}"
+            f"{'seconds':>9}")
     print(head)
     print("-" * len(head))
     for name, r in results.items():
         full = r["full_feedback"]
         feats = "embeddings" if "embeddings" in r["features"] else "hashed"
+        first, second = (h["apgr"] for h in r["halves"])  # APGR on each half of the stream, bandit feedback
         print(f"{name:<14}{r['n_prompts']:>8}  {feats:<26}{r['apgr']:>7.3f}{r['cpt50']:>7.3f}{r['cpt80']:>7.3f}"
-              f"{full['apgr']:>10.3f}{full['cpt50']:>11.3f}{TARGETS[name]:>8.2f}{PUBLISHED[name]:>9.2f}"
+              f"{first:>9.3f}{second:>9.3f}{full['apgr']:>10.3f}{full['cpt50']:>11.3f}{TARGETS[name]:>8.2f}{PUBLISHED[name]:>9.2f}"
               f"{r['wall_seconds']:>9.1f}")  # featurization, bandit and full-feedback sweeps
 
 

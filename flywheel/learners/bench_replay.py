@@ -8,6 +8,10 @@ exploration is part of the figures. One pass per cost weight of a sweep gives on
 (two models) or RouterBench's AIQ (more): flywheel.learners.router_metrics. The
 full-feedback variant reveals every model's outcome after each decision.
 
+Every pass is also scored on each half of the stream (`halves`): the first half is
+mostly the router learning from nothing, the second what it does once it has learned
+from the first; the whole stream's figure is what the targets are measured on.
+
 Cost weights are in units of the dearest model's mean cost (a weight of 0.1 trades
 0.1 of quality for the price of the dearest model), so one grid fits any table. The
 grid is refined where neighbouring points are far apart in cost (two models: in the
@@ -59,6 +63,7 @@ class ReplayPoint:
     shares: dict[str, float]
     explored: float  # share of decisions that were not the policy's best arm
     seconds: float
+    halves: tuple[dict[str, Any], ...] = ()  # per half of the stream: cost, quality, shares
 
 
 def featurize_table(
@@ -135,16 +140,26 @@ class _Replay:
                     bandit.learn_featurized(f, m, float(q[i, jj]), float(c[i, jj]))
             else:
                 bandit.learn_featurized(f, choice.arm, float(q[i, j]), float(c[i, j]), propensity=choice.propensity)
-        rows = self.order
-        counts = np.bincount(chosen, minlength=len(models)) / len(rows)
+        whole = _outcome(self.table, self.order, chosen)
         return ReplayPoint(
             cost_weight=cost_weight,
-            cost=float(self.table.costs[rows, chosen].mean()),
-            quality=float(self.table.scores[rows, chosen].mean()),
-            shares=dict(zip(models, counts.tolist())),
-            explored=explored / len(rows),
+            **whole,
+            explored=explored / len(self.order),
             seconds=time.perf_counter() - t0,
+            halves=tuple(_outcome(self.table, self.order[part], chosen[part]) for part in halves(len(self.order))),
         )
+
+
+def halves(n: int) -> tuple[slice, slice]:
+    """The first and the second half of a stream of n prompts."""
+    return slice(0, n // 2), slice(n // 2, n)
+
+
+def _outcome(table: RouterBenchTable, rows: np.ndarray, chosen: np.ndarray) -> dict[str, Any]:
+    """Mean cost and quality of the chosen models on these rows, and each model's share."""
+    counts = np.bincount(chosen, minlength=len(table.models)) / max(1, len(rows))
+    return {"cost": float(table.costs[rows, chosen].mean()), "quality": float(table.scores[rows, chosen].mean()),
+            "shares": dict(zip(table.models, counts.tolist()))}
 
 
 def _one_blas_thread() -> Any:
@@ -221,20 +236,38 @@ def sweep(replay: _Replay, feedback: str, grid: Sequence[float], workers: int,
 
 def score(table: RouterBenchTable, points: Sequence[ReplayPoint]) -> dict[str, Any]:
     """The figures of a sweep: APGR, CPT50, CPT80 (two models) or AIQ and the hull's figures."""
-    costs = [p.cost for p in points]
-    quals = [p.quality for p in points]
-    mq, mc = table.mean_quality(), table.mean_cost()
+    outcomes = [{"cost": p.cost, "quality": p.quality, "shares": p.shares} for p in points]
+    return _figures(table, outcomes, table.scores, table.costs)
+
+
+def score_halves(table: RouterBenchTable, points: Sequence[ReplayPoint], order: np.ndarray) -> list[dict[str, Any]]:
+    """The figures of each half of the stream, against the models' means on that half's prompts."""
+    out = []
+    for h, part in enumerate(halves(len(order))):
+        rows = order[part]
+        out.append({"prompts": len(rows), **_figures(table, [p.halves[h] for p in points],
+                                                     table.scores[rows], table.costs[rows])})
+    return out
+
+
+def _figures(table: RouterBenchTable, outcomes: Sequence[dict[str, Any]], scores: np.ndarray,
+             costs: np.ndarray) -> dict[str, Any]:
+    """The figures of (cost, quality, shares) points, the models scored by these rows' means."""
+    quals = [o["quality"] for o in outcomes]
+    mq = dict(zip(table.models, scores.mean(axis=0).tolist()))
+    mc = dict(zip(table.models, costs.mean(axis=0).tolist()))
     if len(table.models) == 2:
         strong, weak = strong_and_weak(table)
-        shares = [p.shares[strong] for p in points]
+        shares = [o["shares"][strong] for o in outcomes]
         args = (shares, quals, mq[weak], mq[strong])
         return {"apgr": rm.apgr(*args), "cpt50": rm.cpt(0.5, *args), "cpt80": rm.cpt(0.8, *args)}
+    costs_ = [o["cost"] for o in outcomes]
     model_c = [mc[m] for m in table.models]
     model_q = [mq[m] for m in table.models]
     return {
-        "aiq": rm.aiq(costs, quals, model_c, model_q),
-        "cost_to_95pct_best_frac": rm.cost_to_95pct_best_frac(costs, quals, model_c, model_q),
-        "quality_at_tenth_cost": rm.quality_at_tenth_cost(costs, quals, model_c, model_q),
+        "aiq": rm.aiq(costs_, quals, model_c, model_q),
+        "cost_to_95pct_best_frac": rm.cost_to_95pct_best_frac(costs_, quals, model_c, model_q),
+        "quality_at_tenth_cost": rm.quality_at_tenth_cost(costs_, quals, model_c, model_q),
     }
 
 
@@ -254,7 +287,8 @@ def run_bench(
     Top-level figures are for bandit feedback (apgr, cpt50, cpt80 for two models; aiq,
     cost_to_95pct_best_frac, quality_at_tenth_cost for more), with n_prompts, seed, the
     points, passes and seconds (of the sweep); the full-feedback figures are under
-    `full_feedback`; wall_seconds is the whole run's, featurization included.
+    `full_feedback`; `halves` holds the same figures on each half of the stream (the
+    router learning, then learned); wall_seconds is the whole run's, featurization included.
     `progress(feedback, done, total)` is called after each pass.
     """
     t0 = time.perf_counter()
@@ -279,8 +313,8 @@ def run_bench(
             raise ValueError(f"feedback: {fb!r} is not 'bandit' or 'full'")
         t1 = time.perf_counter()
         points = sweep(replay, fb, grid, workers, (lambda d, n, fb=fb: progress(fb, d, n)) if progress else None)
-        figures = {**score(table, points), "points": [asdict(p) for p in points],
-                   "passes": len(points), "seconds": time.perf_counter() - t1}
+        figures = {**score(table, points), "halves": score_halves(table, points, replay.order),
+                   "points": [asdict(p) for p in points], "passes": len(points), "seconds": time.perf_counter() - t1}
         if fb == "bandit":
             out.update(figures)
         else:
@@ -305,6 +339,10 @@ def render(result: dict[str, Any]) -> str:
         if fig and keys[0] in fig:
             lines.append(f"  {name:<10}" + "".join(f"{_f(fig[k]):>26}" for k in keys)
                          + f"{fig['passes']:>8}{fig['seconds']:>9.1f}")
+    for name, fig in (("bandit", result), ("full", result.get("full_feedback"))):
+        if fig and fig.get("halves"):
+            lines.append(f"  {name} {keys[0]} by half of the stream: " + ", ".join(
+                f"{'first' if h == 0 else 'second'} {_f(half[keys[0]])}" for h, half in enumerate(fig["halves"])))
     for name, fig in (("bandit", result), ("full", result.get("full_feedback"))):
         if fig and "points" in fig:
             lines.append(f"  {name} points (cost weight: cost, quality, explored):")

@@ -72,11 +72,12 @@ def render(result: dict[str, Any]) -> Any:
     head = Table(title=f"{Path(result['table']).name}: {result['n_prompts']} prompts, seed {result['seed']}, "
                        f"{result['features']}, {result['wall_seconds']:.0f} s")
     head.add_column("feedback")
-    for k in keys + ["passes", "seconds"]:
+    for k in keys + [f"{keys[0]}, 1st half", f"{keys[0]}, 2nd half", "passes", "seconds"]:
         head.add_column(k, justify="right")
     for name, fig in (("bandit", result), ("full", result.get("full_feedback"))):
         if fig and keys[0] in fig:
-            head.add_row(name, *[fmt(fig[k]) for k in keys], str(fig["passes"]), fmt(fig["seconds"], 1))
+            by_half = [fmt(h[keys[0]]) for h in fig.get("halves", [])] or ["-", "-"]
+            head.add_row(name, *[fmt(fig[k]) for k in keys], *by_half, str(fig["passes"]), fmt(fig["seconds"], 1))
     models = Table(title="models")
     for col in ("model", "quality", "mean cost"):
         models.add_column(col, justify="right" if col != "model" else "left")
