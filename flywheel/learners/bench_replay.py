@@ -54,6 +54,15 @@ MAX_PASSES = 18
 
 
 @dataclass(frozen=True)
+class Outcome:
+    """What a pass's choices gave on some of its prompts: mean cost and quality, each model's share."""
+
+    cost: float
+    quality: float
+    shares: dict[str, float]
+
+
+@dataclass(frozen=True)
 class ReplayPoint:
     """One pass: the cost weight, and the router's mean cost, quality and share of each model."""
 
@@ -63,7 +72,7 @@ class ReplayPoint:
     shares: dict[str, float]
     explored: float  # share of decisions that were not the policy's best arm
     seconds: float
-    halves: tuple[dict[str, Any], ...] = ()  # per half of the stream: cost, quality, shares
+    halves: tuple[Outcome, ...] = ()  # the same figures on each half of the stream
 
 
 def featurize_table(
@@ -143,7 +152,9 @@ class _Replay:
         whole = _outcome(self.table, self.order, chosen)
         return ReplayPoint(
             cost_weight=cost_weight,
-            **whole,
+            cost=whole.cost,
+            quality=whole.quality,
+            shares=whole.shares,
             explored=explored / len(self.order),
             seconds=time.perf_counter() - t0,
             halves=tuple(_outcome(self.table, self.order[part], chosen[part]) for part in halves(len(self.order))),
@@ -155,11 +166,11 @@ def halves(n: int) -> tuple[slice, slice]:
     return slice(0, n // 2), slice(n // 2, n)
 
 
-def _outcome(table: RouterBenchTable, rows: np.ndarray, chosen: np.ndarray) -> dict[str, Any]:
+def _outcome(table: RouterBenchTable, rows: np.ndarray, chosen: np.ndarray) -> Outcome:
     """Mean cost and quality of the chosen models on these rows, and each model's share."""
     counts = np.bincount(chosen, minlength=len(table.models)) / max(1, len(rows))
-    return {"cost": float(table.costs[rows, chosen].mean()), "quality": float(table.scores[rows, chosen].mean()),
-            "shares": dict(zip(table.models, counts.tolist()))}
+    return Outcome(float(table.costs[rows, chosen].mean()), float(table.scores[rows, chosen].mean()),
+                   dict(zip(table.models, counts.tolist())))
 
 
 def _one_blas_thread() -> Any:
@@ -236,38 +247,31 @@ def sweep(replay: _Replay, feedback: str, grid: Sequence[float], workers: int,
 
 def score(table: RouterBenchTable, points: Sequence[ReplayPoint]) -> dict[str, Any]:
     """The figures of a sweep: APGR, CPT50, CPT80 (two models) or AIQ and the hull's figures."""
-    outcomes = [{"cost": p.cost, "quality": p.quality, "shares": p.shares} for p in points]
-    return _figures(table, outcomes, table.scores, table.costs)
+    return _figures(table, points, slice(None))
 
 
 def score_halves(table: RouterBenchTable, points: Sequence[ReplayPoint], order: np.ndarray) -> list[dict[str, Any]]:
     """The figures of each half of the stream, against the models' means on that half's prompts."""
-    out = []
-    for h, part in enumerate(halves(len(order))):
-        rows = order[part]
-        out.append({"prompts": len(rows), **_figures(table, [p.halves[h] for p in points],
-                                                     table.scores[rows], table.costs[rows])})
-    return out
+    return [{"prompts": len(order[part]), **_figures(table, [p.halves[h] for p in points], order[part])}
+            for h, part in enumerate(halves(len(order)))]
 
 
-def _figures(table: RouterBenchTable, outcomes: Sequence[dict[str, Any]], scores: np.ndarray,
-             costs: np.ndarray) -> dict[str, Any]:
-    """The figures of (cost, quality, shares) points, the models scored by these rows' means."""
-    quals = [o["quality"] for o in outcomes]
-    mq = dict(zip(table.models, scores.mean(axis=0).tolist()))
-    mc = dict(zip(table.models, costs.mean(axis=0).tolist()))
+def _figures(table: RouterBenchTable, outcomes: Sequence[Outcome | ReplayPoint], rows: Any) -> dict[str, Any]:
+    """The figures of (cost, quality, shares) points, each model scored by its mean on `rows`."""
+    quals = [o.quality for o in outcomes]
+    mq = dict(zip(table.models, table.scores[rows].mean(axis=0).tolist()))
+    mc = dict(zip(table.models, table.costs[rows].mean(axis=0).tolist()))
     if len(table.models) == 2:
         strong, weak = strong_and_weak(table)
-        shares = [o["shares"][strong] for o in outcomes]
-        args = (shares, quals, mq[weak], mq[strong])
+        args = ([o.shares[strong] for o in outcomes], quals, mq[weak], mq[strong])
         return {"apgr": rm.apgr(*args), "cpt50": rm.cpt(0.5, *args), "cpt80": rm.cpt(0.8, *args)}
-    costs_ = [o["cost"] for o in outcomes]
+    costs = [o.cost for o in outcomes]
     model_c = [mc[m] for m in table.models]
     model_q = [mq[m] for m in table.models]
     return {
-        "aiq": rm.aiq(costs_, quals, model_c, model_q),
-        "cost_to_95pct_best_frac": rm.cost_to_95pct_best_frac(costs_, quals, model_c, model_q),
-        "quality_at_tenth_cost": rm.quality_at_tenth_cost(costs_, quals, model_c, model_q),
+        "aiq": rm.aiq(costs, quals, model_c, model_q),
+        "cost_to_95pct_best_frac": rm.cost_to_95pct_best_frac(costs, quals, model_c, model_q),
+        "quality_at_tenth_cost": rm.quality_at_tenth_cost(costs, quals, model_c, model_q),
     }
 
 

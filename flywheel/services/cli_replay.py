@@ -76,8 +76,7 @@ def render(result: dict[str, Any]) -> Any:
         head.add_column(k, justify="right")
     for name, fig in (("bandit", result), ("full", result.get("full_feedback"))):
         if fig and keys[0] in fig:
-            by_half = [fmt(h[keys[0]]) for h in fig.get("halves", [])] or ["-", "-"]
-            head.add_row(name, *[fmt(fig[k]) for k in keys], *by_half, str(fig["passes"]), fmt(fig["seconds"], 1))
+            head.add_row(name, *[fmt(fig[k]) for k in keys], *[fmt(h[keys[0]]) for h in fig["halves"]], str(fig["passes"]), fmt(fig["seconds"], 1))
     models = Table(title="models")
     for col in ("model", "quality", "mean cost"):
         models.add_column(col, justify="right" if col != "model" else "left")
