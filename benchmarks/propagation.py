@@ -73,7 +73,7 @@ def settings_for(root: Path):
 
 
 def tokens(database_url: str) -> dict[str, str]:
-    from flywheel.workflows.ledger import Ledger
+    from flywheel.ledger import Ledger
 
     ledger = Ledger(database_url)
     ledger.upgrade()

@@ -70,9 +70,9 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "replay_routellm.json")
     args = ap.parse_args()
     sys.path.insert(0, str(ROOT))
-    from flywheel.learners.bench_replay import render, run_bench
+    from flywheel.eval.bench_replay import render, run_bench
     from flywheel.learners.features import embeddings_available
-    from flywheel.learners.routerbench import load_routerbench
+    from flywheel.eval.routerbench import load_routerbench
 
     if args.features == "auto" and not embeddings_available():
         print("the `embeddings` extra is not installed: hashed words + text statistics only")

@@ -117,7 +117,7 @@ def pct(xs: list[float], q: float) -> float:
 
 def service_token(urls: list[str]) -> str:
     """One service token, stored in each of the ledgers at ``urls``."""
-    from flywheel.workflows.ledger import Ledger
+    from flywheel.ledger import Ledger
 
     secret = None
     for url in dict.fromkeys(urls):  # one ledger when $FLYWHEEL_DATABASE_URL names it

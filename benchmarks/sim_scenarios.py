@@ -29,7 +29,7 @@ TARGET_RECOVERY = 500
 
 
 def _one(args: tuple[str, int, int]) -> dict[str, Any]:
-    from flywheel.learners.bench_sim import run_sim
+    from flywheel.eval.bench_sim import run_sim
 
     scenario, runs, seed = args
     return run_sim(scenario, runs, seed, workflows_dir=ROOT / "configs" / "workflows")

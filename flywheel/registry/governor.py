@@ -27,8 +27,8 @@ from flywheel.registry.mlflow_registry import (
 )
 from flywheel.registry.judge import evaluate
 from flywheel.registry.policy import PolicyBook
-from flywheel.workflows.ledger import Ledger
-from flywheel.workflows.records import OutboxVersion
+from flywheel.ledger import Ledger
+from flywheel.ledger.records import OutboxVersion
 
 log = logging.getLogger(__name__)
 

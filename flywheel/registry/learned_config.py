@@ -15,6 +15,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from flywheel.workflows.spec import WorkflowSpec
 
 
+def state_sha(state: bytes) -> str:
+    """SHA-256 of a policy state: what a config's `routing.state_sha` names."""
+    return hashlib.sha256(state).hexdigest()
+
+
 class RoutingConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

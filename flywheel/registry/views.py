@@ -8,8 +8,8 @@ from typing import Any
 from flywheel.registry.governor import NotFound
 from flywheel.registry.mlflow_registry import CANDIDATE, CHAMPION, MlflowRegistry, VersionSummary, version_label
 from flywheel.registry.judge import diff
-from flywheel.workflows.ledger import Ledger
-from flywheel.workflows.records import AuditEntry
+from flywheel.ledger import Ledger
+from flywheel.ledger.records import AuditEntry
 
 
 @dataclass(slots=True)

@@ -22,7 +22,7 @@ from flywheel.services.config_book import ConfigBook
 
 if TYPE_CHECKING:
     from flywheel.services.settings import AppSettings
-    from flywheel.workflows.ledger import Ledger
+    from flywheel.ledger import Ledger
 
 log = logging.getLogger(__name__)
 

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 
 from flywheel.learners.softmax import SoftmaxPolicy
-from flywheel.registry.learned_config import LearnedConfig
+from flywheel.registry.learned_config import LearnedConfig, state_sha
 from flywheel.workflows.routing import Policy
-
-
-def state_sha(state: bytes) -> str:
-    return hashlib.sha256(state).hexdigest()
 
 
 def build_policy(config: LearnedConfig, state: bytes | None = None) -> Policy:

@@ -14,12 +14,12 @@ from flywheel.registry.learned_config import initial_config
 from flywheel.services.config_book import ConfigBook
 from flywheel.services.settings import AppSettings
 from flywheel.workflows.agent_io import AgentCaller
-from flywheel.workflows.batch_writer import BatchWriter
+from flywheel.ledger.batch_writer import BatchWriter
 from flywheel.workflows.engine import Engine, HumanDecision
-from flywheel.workflows.ledger import Ledger
+from flywheel.ledger import Ledger
 from flywheel.workflows.loading import load_dir
 from flywheel.workflows.inputs import input_problems
-from flywheel.workflows.records import (
+from flywheel.ledger.records import (
     OutcomeEvent,
     OutcomeReport,
     RunRecord,

@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal
 
 from flywheel.workflows.agent_io import AgentCaller, AgentError, AgentRequest
 from flywheel.workflows.inputs import features_of
-from flywheel.workflows.records import DecisionRecord, RunRecord, StepRecord
+from flywheel.ledger.records import DecisionRecord, RunRecord, StepRecord
 from flywheel.workflows.routing import Policy
 from flywheel.workflows.spec import (
     AgentStep,

@@ -78,7 +78,7 @@ def flywheel_url(ray_session, serve_settings):
 @pytest.fixture(scope="session")
 def service_token(serve_settings):
     """A service token, stored straight in the app's ledger."""
-    from flywheel.workflows.ledger import Ledger
+    from flywheel.ledger import Ledger
 
     ledger = Ledger(serve_settings.resolved_database_url())
     ledger.upgrade()

@@ -16,7 +16,7 @@ TICKET = {"text": "my parcel never arrived", "product": "shipping", "customer_ti
 
 @pytest.fixture(scope="module")
 def tokens(serve_settings, flywheel_url):
-    from flywheel.workflows.ledger import Ledger
+    from flywheel.ledger import Ledger
 
     ledger = Ledger(serve_settings.resolved_database_url())
     out = {role: ledger.create_token(role, name=f"gov-{role}", created_by="tests")[1]
@@ -73,7 +73,7 @@ def _statuses(client, headers):
 def _propose_within_policy(serve_settings, learner, base: int) -> str:
     """A tuner's version: version `base` with its threshold 0.02 higher (auto by policy); its label."""
     from flywheel.registry.mlflow_registry import MlflowRegistry
-    from flywheel.workflows.ledger import Ledger
+    from flywheel.ledger import Ledger
 
     reg = MlflowRegistry(serve_settings.learning.mlflow_tracking_uri, serve_settings.learning.mlflow_artifacts)
     old = reg.version(WF, base, learner=False)
@@ -151,8 +151,8 @@ def test_cli_reviews_a_tuner_proposal_and_operators_roll_back(client, flywheel_u
     from typer.testing import CliRunner
 
     from flywheel.registry.learned_config import LearnedConfig, RoutingConfig
-    from flywheel.services.cli import app
-    from flywheel.workflows.ledger import Ledger
+    from flywheel.cli.main import app
+    from flywheel.ledger import Ledger
 
     runner = CliRunner()
 

@@ -4,7 +4,7 @@ import time
 
 from ray import serve
 
-from flywheel.learners.simulator import Environment, TrafficGenerator, load_scenario
+from flywheel.sim import Environment, TrafficGenerator, load_scenario
 from flywheel.registry.mlflow_registry import MlflowRegistry
 from flywheel.services.app import APP_NAME
 from tests.integration.conftest import PUBLISH_EVERY_S

@@ -9,8 +9,7 @@ from flywheel.registry.learned_config import LearnedConfig, RoutingConfig
 from flywheel.registry.mlflow_registry import CANDIDATE, CHAMPION, MlflowRegistry
 from flywheel.registry.policy import PolicyBook
 from flywheel.services.config_book import ConfigBook
-from flywheel.workflows.ledger import Ledger
-from tests.workflows.conftest import database_url, postgres_admin  # noqa: F401 (fixtures)
+from flywheel.ledger import Ledger
 
 WF = "ticket_triage"
 ARMS = {"fast": 0.2, "strong": 0.5}

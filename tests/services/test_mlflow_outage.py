@@ -20,11 +20,11 @@ from flywheel.registry.mlflow_registry import CHAMPION, MlflowRegistry, Registry
 from flywheel.registry.policy import load_policies
 from flywheel.services.config_book import ConfigBook
 from flywheel.services.governance import ChampionSync
-from flywheel.services.learning import LearningLoop
-from flywheel.services.local_agents import LocalAgents
+from flywheel.learners.loop import LearningLoop
+from flywheel.services.agents.local import LocalAgents
 from flywheel.services.runtime import Runtime
 from flywheel.services.settings import load_settings
-from tests.services.test_learning_loop import _stream
+from tests.learners.test_learning_loop import _stream
 
 WF = "ticket_triage"
 

@@ -10,7 +10,7 @@ import pytest
 
 from flywheel.services.agents.base import AgentBackend
 from flywheel.services.agents.replay import REPLAY_CONFIDENCE, ReplayAgent
-from flywheel.learners.routerbench import load_routerbench
+from flywheel.eval.routerbench import load_routerbench
 from flywheel.workflows.agent_io import AgentError, AgentRequest
 
 

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from flywheel.services.cli import app
+from flywheel.cli.main import app
 from flywheel.services.runtime import load_workflows
 from flywheel.services.settings import load_settings
 from flywheel.workflows.loading import ConfigError

@@ -8,7 +8,7 @@ from flywheel.services.settings import AgentSettings, SimulatorSettings
 
 def make_backend(agent: AgentSettings, simulator: SimulatorSettings) -> AgentBackend:
     if agent.backend == "sim":
-        from flywheel.learners.simulator import Environment, load_scenario
+        from flywheel.sim import Environment, load_scenario
         from flywheel.services.agents.sim import SimAgent
 
         scenario = load_scenario(simulator.scenario, simulator.scenarios_dir)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flywheel.learners.routerbench import RouterBenchTable, load_routerbench
+from flywheel.eval.routerbench import RouterBenchTable, load_routerbench
 from flywheel.services.agents.base import AgentBackend
 from flywheel.workflows.agent_io import AgentError, AgentRequest, AgentResult
 

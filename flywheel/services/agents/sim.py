@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from flywheel.learners.simulator import Environment, ModelUnavailable
+from flywheel.sim import Environment, ModelUnavailable
 from flywheel.services.agents.base import AgentBackend
 from flywheel.workflows.agent_io import AgentError, AgentRequest, AgentResult
 

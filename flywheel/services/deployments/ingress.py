@@ -10,8 +10,8 @@ from ray import serve
 
 from flywheel.registry.learned_config import LearnedConfig
 from flywheel.services.agents import make_backend
-from flywheel.services.api import create_api
-from flywheel.services.local_agents import LocalAgents
+from flywheel.services.http.api import create_api
+from flywheel.services.agents.local import LocalAgents
 from flywheel.services.deployments.agent import agent_deployment_name
 from flywheel.services.runtime import Runtime
 from flywheel.services.settings import AppSettings

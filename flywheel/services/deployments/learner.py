@@ -17,7 +17,7 @@ from ray import serve
 
 from flywheel.registry.governor import Outcome
 from flywheel.registry.mlflow_registry import RegistryUnavailable
-from flywheel.services.learning import LearningLoop
+from flywheel.services.wiring import learning_loop
 from flywheel.services.settings import AppSettings
 
 log = logging.getLogger("ray.serve")
@@ -27,7 +27,7 @@ log = logging.getLogger("ray.serve")
 class LearnerDeployment:
     async def __init__(self, settings: dict[str, Any]):
         self.settings = AppSettings.model_validate(settings)
-        self.loop = await asyncio.to_thread(LearningLoop.from_settings, self.settings)
+        self.loop = await asyncio.to_thread(learning_loop, self.settings)
         self.router = serve.get_deployment_handle("router", app_name=serve.get_replica_context().app_name)
         self.published: list[tuple[str, float, str]] = []  # (version, unix time registered, status)
         self.registry_error: str | None = None

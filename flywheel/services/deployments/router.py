@@ -44,7 +44,7 @@ class RouterDeployment:
             self._task = asyncio.get_running_loop().create_task(self._follow())
 
     def _make_ops(self, workflows: list[str]) -> GovernanceOps:
-        from flywheel.workflows.ledger import Ledger
+        from flywheel.ledger import Ledger
 
         ledger = Ledger(self.settings.resolved_database_url())
         ledger.upgrade()

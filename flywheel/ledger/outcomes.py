@@ -1,0 +1,185 @@
+"""Outcome events: validation, idempotent recording with rewards, paging and stats.
+
+Functions here take a connection already in a transaction; :class:`Ledger`
+owns the transactions.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, func, select
+
+from flywheel.ledger.runs import (
+    chunks,
+    count_runs,
+    dialect_insert,
+    run_facts,
+    stored_outcome,
+)
+from flywheel.ledger.tables import decisions, outcomes
+from flywheel.ledger.records import (
+    OutcomeEvent,
+    OutcomeReport,
+    Rejection,
+    StoredOutcome,
+    WorkflowStats,
+)
+
+RewardOf = Callable[[str, OutcomeEvent, float, float], float]
+"""(workflow, event, agent cost, agent latency_s) -> reward."""
+
+INSERT_CHUNK = 1000
+"""Most rows in one multi-row ``INSERT`` (keeps SQLite under its bound-parameter limit)."""
+
+
+def problem(event: OutcomeEvent) -> str | None:
+    """Why ``event`` is malformed, or None when its fields are acceptable.
+
+    >>> problem(OutcomeEvent(event_id="e", run_id="r"))
+    'needs success or quality'
+    >>> problem(OutcomeEvent(event_id="e", run_id="r", quality=1.5))
+    'quality must be within [0, 1], got 1.5'
+    >>> problem(OutcomeEvent(event_id="e", run_id="r", success=False)) is None
+    True
+    """
+    if event.success is None and event.quality is None:
+        return "needs success or quality"
+    if event.quality is not None and not (0.0 <= event.quality <= 1.0):
+        return f"quality must be within [0, 1], got {event.quality!r}"
+    for name in ("cost", "latency_s"):
+        value = getattr(event, name)
+        if value is not None and not (math.isfinite(value) and value >= 0.0):
+            return f"{name} must be a finite number >= 0, got {value!r}"
+    return None
+
+
+def record_outcomes(
+    connection: Connection, events: Sequence[OutcomeEvent], reward_of: RewardOf
+) -> OutcomeReport:
+    """Classify ``events`` as new, duplicate or rejected, and insert the new ones.
+
+    In order, an event is rejected when malformed (:func:`problem`); a
+    duplicate when an earlier accepted event of the batch or a stored outcome
+    has its event_id; rejected when its run is unknown; else new. The new rows
+    go in one ``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING`` (per
+    :data:`INSERT_CHUNK` rows), so a row that a concurrent batch stored first
+    counts as a duplicate too.
+
+    On PostgreSQL the transaction first locks ``outcomes`` against other
+    writers (``SHARE ROW EXCLUSIVE``; readers are not blocked). Positions then
+    come from the sequence in commit order, so a learner reading
+    ``position > p`` can never later see a smaller position appear. SQLite
+    writers are serialized by ``BEGIN IMMEDIATE`` already.
+    """
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("LOCK TABLE outcomes IN SHARE ROW EXCLUSIVE MODE")
+    report = OutcomeReport()
+    stored = _stored_event_ids(connection, [e.event_id for e in events])
+    facts = run_facts(connection, [e.run_id for e in events])
+    received_at = time.time()
+    seen: set[str] = set()
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        reason = problem(event)
+        if reason is not None:
+            report.rejected.append(Rejection(event.event_id, reason))
+        elif event.event_id in seen or event.event_id in stored:
+            report.duplicate += 1
+        elif event.run_id not in facts:
+            report.rejected.append(Rejection(event.event_id, f"unknown run_id {event.run_id!r}"))
+        else:
+            seen.add(event.event_id)
+            workflow, agent_cost, agent_latency = facts[event.run_id]
+            rows.append(
+                _outcome_row(event, workflow, agent_cost, agent_latency, reward_of, received_at)
+            )
+    inserted: dict[str, int] = {}
+    for chunk in chunks(rows, INSERT_CHUNK):
+        stmt = (
+            dialect_insert(connection, outcomes)
+            .values(list(chunk))
+            .on_conflict_do_nothing(index_elements=[outcomes.c.event_id])
+            .returning(outcomes.c.event_id, outcomes.c.position)
+        )
+        inserted.update({event_id: position for event_id, position in connection.execute(stmt)})
+    report.new = len(inserted)
+    report.duplicate += len(rows) - len(inserted)
+    report.new_positions = [inserted[row["event_id"]] for row in rows if row["event_id"] in inserted]
+    return report
+
+
+def outcomes_after(
+    connection: Connection, position: int, workflow: str | None, limit: int
+) -> list[StoredOutcome]:
+    """Stored outcomes with a position above ``position``, oldest first, at most ``limit``."""
+    query = select(outcomes).where(outcomes.c.position > position)
+    if workflow is not None:
+        query = query.where(outcomes.c.workflow == workflow)
+    rows = connection.execute(query.order_by(outcomes.c.position).limit(limit)).all()
+    return [stored_outcome(row) for row in rows]
+
+
+def last_position(connection: Connection) -> int:
+    """The highest outcome position stored, 0 when there is none."""
+    return int(connection.execute(select(func.max(outcomes.c.position))).scalar() or 0)
+
+
+def workflow_stats(connection: Connection, workflow: str) -> WorkflowStats:
+    """Counts, mean reward and route shares of ``workflow``: three aggregate queries."""
+    runs_count, waiting = count_runs(connection, workflow)
+    outcome_count, mean_reward = connection.execute(
+        select(func.count(), func.avg(outcomes.c.reward)).where(outcomes.c.workflow == workflow)
+    ).one()
+    arm_counts = connection.execute(
+        select(decisions.c.arm, func.count())
+        .where(decisions.c.workflow == workflow)
+        .group_by(decisions.c.arm)
+    ).all()
+    total = sum(count for _, count in arm_counts)
+    return WorkflowStats(
+        workflow=workflow,
+        runs=runs_count,
+        waiting=waiting,
+        outcomes=int(outcome_count),
+        mean_reward=float(mean_reward) if mean_reward is not None else None,
+        route_shares={arm: count / total for arm, count in sorted(arm_counts)},
+    )
+
+
+def _stored_event_ids(connection: Connection, event_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for chunk in chunks(list(dict.fromkeys(event_ids))):
+        found.update(
+            connection.execute(
+                select(outcomes.c.event_id).where(outcomes.c.event_id.in_(chunk))
+            ).scalars()
+        )
+    return found
+
+
+def _outcome_row(
+    event: OutcomeEvent,
+    workflow: str,
+    agent_cost: float,
+    agent_latency: float,
+    reward_of: RewardOf,
+    received_at: float,
+) -> dict[str, Any]:
+    return {
+        "event_id": event.event_id,
+        "run_id": event.run_id,
+        "workflow": workflow,
+        "success": event.success,
+        "quality": event.quality,
+        "cost": event.cost if event.cost is not None else agent_cost,
+        "latency_s": event.latency_s if event.latency_s is not None else agent_latency,
+        "human_override": event.human_override,
+        "source": event.source,
+        "reward": float(reward_of(workflow, event, agent_cost, agent_latency)),
+        "occurred_at": event.occurred_at,
+        "received_at": received_at,
+    }
