@@ -18,7 +18,7 @@ from flywheel.registry.governor import GovernanceError, Governor
 from flywheel.registry.learned_config import LearnedConfig
 from flywheel.registry.mlflow_registry import MlflowRegistry, RegistryUnavailable, version_label
 from flywheel.registry import views
-from flywheel.services.config_book import ConfigBook
+from flywheel.learners.config_book import ConfigBook
 
 if TYPE_CHECKING:
     from flywheel.services.settings import AppSettings

@@ -11,7 +11,7 @@ import uuid
 from typing import Any, Awaitable, Callable
 
 from flywheel.registry.learned_config import initial_config
-from flywheel.services.config_book import ConfigBook
+from flywheel.learners.config_book import ConfigBook
 from flywheel.services.settings import AppSettings
 from flywheel.workflows.agent_io import AgentCaller
 from flywheel.ledger.batch_writer import BatchWriter

@@ -124,7 +124,7 @@ def test_a_version_carries_config_state_evidence_and_lineage(world, tmp_path):
 def test_a_policy_that_cannot_decide_is_refused_and_the_live_one_stays(world):
     import pickle
 
-    from flywheel.services.config_book import ConfigBook
+    from flywheel.learners.config_book import ConfigBook
     from flywheel.registry.learned_config import state_sha
 
     runtime, _ = world

@@ -8,7 +8,7 @@ from flywheel.registry.governor import Governor, NotFound, Refused
 from flywheel.registry.learned_config import LearnedConfig, RoutingConfig
 from flywheel.registry.mlflow_registry import CANDIDATE, CHAMPION, MlflowRegistry
 from flywheel.registry.policy import PolicyBook
-from flywheel.services.config_book import ConfigBook
+from flywheel.learners.config_book import ConfigBook
 from flywheel.ledger import Ledger
 
 WF = "ticket_triage"

@@ -18,7 +18,7 @@ import pytest
 from flywheel.registry.governor import Governor
 from flywheel.registry.mlflow_registry import CHAMPION, MlflowRegistry, RegistryUnavailable
 from flywheel.registry.policy import load_policies
-from flywheel.services.config_book import ConfigBook
+from flywheel.learners.config_book import ConfigBook
 from flywheel.services.governance import ChampionSync
 from flywheel.learners.loop import LearningLoop
 from flywheel.services.agents.local import LocalAgents

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from flywheel.registry.learned_config import LearnedConfig
-from flywheel.services.policies import build_policy
+from flywheel.learners.policies import build_policy
 from flywheel.workflows.engine import LiveConfig
 
 
