@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from flywheel.learners.adagrad import AdaGrad
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "routellm"
 FILES = ["mmlu.csv.gz", "gsm8k.csv.gz"]
@@ -31,8 +33,8 @@ TARGETS = {"mmlu.csv.gz": 0.66, "gsm8k.csv.gz": 0.62}  # APGR, bandit feedback
 PUBLISHED = {"mmlu.csv.gz": 0.60, "gsm8k.csv.gz": 0.62}  # RouteLLM's best routers, as quoted in the data's README
 
 # name -> (features, LinearBandit arguments over bench_replay.BANDIT, featurizer arguments over its FEATURES)
-_ADAGRAD = {"solver": "adagrad", "learning_rate": 0.5, "shared": True, "ucb": 0.0, "epsilon": 0.2,
-            "epsilon_min": 0.02, "epsilon_half_life": 2000, "prior_var": 1.0, "importance_clip": 0.0}
+_ADAGRAD = {"solver": AdaGrad(learning_rate=0.5), "shared": True, "ucb": 0.0, "epsilon": 0.2,
+            "epsilon_min": 0.02, "epsilon_half_life": 2000, "importance_clip": 0.0}
 VARIANTS: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "adagrad, shared, eps 0.2->0.02 (the first learner), hashed words (16 bits)": (
         "hashed", _ADAGRAD, {"n_bits": 16, "text_stats": False}),

@@ -30,6 +30,8 @@ import numpy as np
 
 from flywheel.eval import router_metrics as rm
 from flywheel.learners.features import HashedFeaturizer, SentenceEmbedder, embeddings_available
+from flywheel.learners.base import described
+from flywheel.learners.laplace import Laplace
 from flywheel.learners.linear_bandit import Featurized, LinearBandit
 from flywheel.eval.routerbench import RouterBenchTable
 
@@ -38,9 +40,7 @@ from flywheel.eval.routerbench import RouterBenchTable
 # clipped inverse propensity; chosen on these tables, see benchmarks/replay_routellm.py
 # for the variants tried.
 BANDIT: dict[str, Any] = {
-    "solver": "laplace",
-    "learning_rate": 1.0,
-    "prior_var": 0.5,
+    "solver": Laplace(learning_rate=1.0, prior_var=0.5),
     "shared": False,
     "ucb": 0.5,
     "epsilon": 0.02,
@@ -309,7 +309,7 @@ def run_bench(
         "models": {m: {"quality": mq[m], "cost": mc[m]} for m in table.models},
         "oracle_quality": table.oracle_quality(),
         "features": used,
-        "bandit": config,
+        "bandit": described(config),
         "featurize_seconds": t_feat,
     }
     for fb in feedback:

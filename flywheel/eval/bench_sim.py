@@ -58,6 +58,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from flywheel.learners.base import described
 from flywheel.learners.examples import LearningExample
 from flywheel.eval.recovery import route_recovery
 from flywheel.sim import (
@@ -257,8 +258,9 @@ def _effective_params(lrn: WorkflowLearner) -> dict[str, Any]:
     """The parameters the learners ran with (defaults filled in), for the record."""
     out = {k: v for k, v in lrn._get_params().items() if k not in ("spec", "bandit", "threshold", "detector")}
     b = lrn.bandit
-    out["bandit"] = {k: getattr(b, k) for k in ("solver", "epsilon", "epsilon_min", "epsilon_half_life", "learning_rate",
-                                               "shared", "ucb", "explore_z", "prior_var", "cost_model")}
+    out["bandit"] = {k: getattr(b, k) for k in ("epsilon", "epsilon_min", "epsilon_half_life", "shared", "ucb",
+                                               "explore_z", "cost_model")}
+    out["bandit"]["solver"] = described(b.solver)
     gate = next(iter(lrn.thresholds.values()), None)
     if gate is not None:
         out["threshold"] = {k: getattr(gate, k) for k in ("n_bins", "half_life", "min_samples", "z")}

@@ -47,3 +47,19 @@ def clone(obj: T) -> T:
     (0, 300, 0.7)
     """
     return type(obj)(**copy.deepcopy(params(obj)))  # type: ignore[call-arg]
+
+
+def described(value: Any) -> Any:
+    """Parameters as JSON-ready data: a learner or solver becomes its class name and its parameters.
+
+    >>> from flywheel.learners.laplace import Laplace
+    >>> described({"solver": Laplace(prior_var=0.5), "ucb": 0.5})
+    {'solver': {'name': 'Laplace', 'learning_rate': 1.0, 'prior_var': 0.5, 'forgetting': 0.0}, 'ucb': 0.5}
+    """
+    if isinstance(value, dict):
+        return {k: described(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [described(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return {"name": type(value).__name__, **described(params(value))}

@@ -27,7 +27,7 @@ class ConfigBook:
         if current is not None and current.version == config.version:
             return False
         policy = build_policy(config, state)
-        try:  # a version that cannot decide (e.g. state pickled by older code) never goes live
+        try:  # a version that cannot decide (e.g. state saved by code that no longer matches) never goes live
             policy.decide(_PROBE, key="probe", arms=list(config.routing.weights) or ["probe"])
         except Exception as e:
             raise ValueError(f"{config.version}: refused, its policy cannot decide: {e!r}") from e

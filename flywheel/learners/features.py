@@ -243,14 +243,7 @@ class HashedFeaturizer:
 
     __hash__ = None  # type: ignore[assignment]  # mutable: not a dict key
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__dict__.update({"prompt_weight": 1.0, **state})  # pickled before prompt_weight: 1
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        state.pop("_hashes", None)  # a cache, not state
-        state["embedder"] = None  # a model is not part of the learner's state
-        return state
+    _transient = ("_hashes",)  # a cache of word hashes: not saved with the state
 
 
 def embeddings_available() -> bool:
@@ -317,5 +310,7 @@ class SentenceEmbedder:
             os.replace(tmp, path)
         return out
 
-    def __getstate__(self) -> dict[str, Any]:
-        return {**self.__dict__, "_model": None}
+    _transient = ("_model",)  # the model is loaded on first use, not saved with the state
+
+    def _after_load(self) -> None:
+        self._model = None

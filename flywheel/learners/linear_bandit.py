@@ -24,26 +24,27 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from flywheel.learners.adagrad import AdagradSteps
+from flywheel.learners.adagrad import AdaGrad
 from flywheel.learners.cost_model import CostModel
 from flywheel.learners.features import Features, HashedFeaturizer
-from flywheel.learners.laplace import RANK, LaplacePosterior
+from flywheel.learners.laplace import Laplace
 from flywheel.workflows.routing import Choice, uniform
 
 Featurized = Features
-SOLVERS = ("adagrad", "laplace")
 COST_MODELS = ("linear", "mean")
 
 
-class LinearBandit(LaplacePosterior, AdagradSteps):
+class LinearBandit:
     """Routes to the arm with the best predicted quality - cost_weight * cost.
 
     Parameters are stored as given; learned state starts with `_`.
 
     solver
-        "adagrad" (`learning_rate` is AdaGrad's step) or "laplace" (online Bayesian
-        logistic regression; `learning_rate` multiplies its Newton step, 1.0 for the
-        full step; `prior_var` is the prior variance of every weight).
+        What fits the quality models, passed in like River's optimizers:
+        `AdaGrad(learning_rate)` (flywheel.learners.adagrad; the default) or
+        `Laplace(learning_rate, prior_var, forgetting)` (flywheel.learners.laplace: online
+        Bayesian logistic regression, which knows how uncertain each prediction is).
+        The solver holds no state of its own: the bandit holds it (`init_state`).
     ucb
         laplace only: score each arm at its predicted quality plus `ucb` posterior
         standard deviations of it (optimism where the bandit knows little).
@@ -53,10 +54,6 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
     explore_z
         laplace only, > 0: epsilon explores only the arms whose score plus `explore_z`
         standard deviations reaches the best arm's score minus as many.
-    forgetting
-        laplace only: at each update the precision of the touched hashed slots decays
-        by this fraction towards the prior's, so evidence older than about
-        1/forgetting updates of those slots weighs less (a world that changes).
     importance_clip
         0: every outcome weighs 1 (each arm's model is a direct model of it given x).
         > 0: an outcome weighs min(importance_clip, 1 / propensity), so an arm's model
@@ -91,57 +88,43 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
         featurizer: HashedFeaturizer | None = None,
         cost_weight: float = 0.0,
         latency_weight: float = 0.0,
-        learning_rate: float = 0.5,
+        solver: AdaGrad | Laplace | None = None,
         shared: bool = True,
         epsilon: float = 0.2,
         epsilon_min: float = 0.02,
         epsilon_half_life: int = 2000,
         seed: int = 0,
-        solver: str = "adagrad",
-        prior_var: float = 1.0,
         ucb: float = 0.0,
         cost_model: str = "linear",
         explore_z: float = 0.0,
-        forgetting: float = 0.0,
         importance_clip: float = 0.0,
     ):
         self.arms = list(arms)
         self.featurizer = featurizer if featurizer is not None else HashedFeaturizer()
         self.cost_weight = cost_weight
         self.latency_weight = latency_weight
-        self.learning_rate = learning_rate
+        self.solver = solver if solver is not None else AdaGrad()
         self.shared = shared
         self.epsilon = epsilon
         self.epsilon_min = epsilon_min
         self.epsilon_half_life = epsilon_half_life
         self.seed = seed
-        self.solver = solver
-        self.prior_var = prior_var
         self.ucb = ucb
         self.cost_model = cost_model
         self.explore_z = explore_z
-        self.forgetting = forgetting
         self.importance_clip = importance_clip
         if importance_clip < 0:
             raise ValueError(f"importance_clip: {importance_clip!r} is negative")
         if cost_model not in COST_MODELS:
             raise ValueError(f"cost_model: {cost_model!r} is not one of {COST_MODELS}")
-        if solver not in SOLVERS:
-            raise ValueError(f"solver: {solver!r} is not one of {SOLVERS}")
-        if ucb and solver != "laplace":
-            raise ValueError("ucb: needs solver='laplace' (the posterior gives the uncertainty)")
+        if not hasattr(self.solver, "init_state"):
+            raise ValueError(f"solver: {solver!r} is not a solver (AdaGrad() or Laplace())")
+        if ucb and not self.solver.has_posterior:
+            raise ValueError("ucb: needs a solver with a posterior (Laplace) to give the uncertainty")
         d = self.featurizer.n_features
-        # laplace: the featurizer's dense block (its last n_dense entries) gets a full covariance
-        self._nd = int(getattr(self.featurizer, "n_dense", 0)) if solver == "laplace" else 0
         # Row 0: the shared component; row 1 + i: arm i's own component.
         self._w = np.zeros((1 + len(self.arms), d))
-        # adagrad: sums of squared gradients; laplace: posterior precisions (hashed slots)
-        self._g = np.full((1 + len(self.arms), d), 1e-6 if solver == "adagrad" else 1.0 / self.prior_var)
-        # laplace, dense block: covariance = _cov - L^T L, L the first _nlow rows of _low
-        self._cov = np.stack([np.eye(self._nd) * self.prior_var] * (1 + len(self.arms)))
-        self._low = np.zeros((1 + len(self.arms), RANK if self._nd else 0, self._nd))
-        self._nlow = np.zeros(1 + len(self.arms), dtype=np.int64)
-        self._cx: tuple[Any, dict[int, np.ndarray]] = (None, {})  # covariance @ dense x, per row, of the last x
+        self._s = self.solver.init_state(1 + len(self.arms), d, int(getattr(self.featurizer, "n_dense", 0)))
         self._index = {a: i for i, a in enumerate(self.arms)}
         self._n = np.zeros(len(self.arms))
         self._cost = np.zeros(len(self.arms))
@@ -163,10 +146,7 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
         self.arms.append(arm)
         d = self._w.shape[1]
         self._w = np.vstack([self._w, np.zeros((1, d))])
-        self._g = np.vstack([self._g, np.full((1, d), 1e-6 if self.solver == "adagrad" else 1.0 / self.prior_var)])
-        self._cov = np.concatenate([self._cov, np.eye(self._nd)[None] * self.prior_var])
-        self._low = np.concatenate([self._low, np.zeros((1,) + self._low.shape[1:])])
-        self._nlow = np.append(self._nlow, 0)
+        self.solver.add_row(self._s)
         self._n = np.append(self._n, 0.0)
         self._cost = np.append(self._cost, 0.0)
         self._latency = np.append(self._latency, 0.0)
@@ -194,14 +174,7 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
         self._boost_epsilon = max(epsilon, self._boost_epsilon if self._t < self._boost_until else 0.0)
         self._boost_until = max(self._boost_until, self._t + events)
         if arm is not None and arm in self._index:
-            i = 1 + self._index[arm]
-            if self.solver == "adagrad":
-                self._g[i] = np.minimum(self._g[i], 1.0)
-            else:
-                self._g[i] = np.minimum(self._g[i], 1.0 / self.prior_var)
-                self._cov[i] = np.eye(self._nd) * self.prior_var
-                self._nlow[i] = 0
-                self._cx = (None, {})
+            self.solver.reset_row(self._s, 1 + self._index[arm])
 
     # -- prediction --------------------------------------------------------
 
@@ -239,9 +212,9 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
     def _quality_and_sd(self, f: Featurized) -> tuple[np.ndarray, np.ndarray]:
         """Predicted quality of every arm, and its posterior standard deviation (laplace; else 0)."""
         p = self.predict_featurized(f)
-        if self.solver != "laplace" or not (self.ucb or self.explore_z):
+        if not self.solver.has_posterior or not (self.ucb or self.explore_z):
             return p, np.zeros_like(p)
-        return p, p * (1.0 - p) * np.sqrt(np.maximum(self._logit_var(f), 0.0))
+        return p, p * (1.0 - p) * np.sqrt(np.maximum(self.solver.logit_var(self._s, f, self.shared), 0.0))
 
     def costs_featurized(self, f: Featurized) -> tuple[np.ndarray, np.ndarray]:
         """Predicted (cost, latency) of every arm on f: per input (`linear`) or each arm's mean."""
@@ -272,7 +245,7 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
         b = int(np.argmax(values))
         best = known[b]
         explore = known
-        if self.explore_z and self.solver == "laplace":
+        if self.explore_z and self.solver.has_posterior:
             upper = base + self.explore_z * sd
             floor = base[b] - self.explore_z * sd[b]
             explore = [a for a, u in zip(known, upper.tolist()) if u >= floor]
@@ -316,11 +289,8 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
         if arm not in self._index:
             self.add_arm(arm)
         i = self._index[arm]
-        weight = self.importance_weight(propensity)
-        if self.solver == "laplace":
-            self._learn_laplace(f, i, quality, weight)
-        else:
-            self._learn_adagrad(f, i, quality, weight)
+        rows = (0, 1 + i) if self.shared else (1 + i,)
+        self.solver.learn(self._s, self._w, f, rows, quality, self.importance_weight(propensity))
         self._update_means(i, cost, latency_s, f)
 
     def importance_weight(self, propensity: float) -> float:
@@ -360,7 +330,7 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
         if not batch:
             return
         props = propensity if propensity is not None else [1.0] * len(batch)
-        if self.solver == "laplace":  # one Newton step after the other
+        if not hasattr(self.solver, "learn_many"):  # e.g. laplace: one step after the other
             lat = latency_s if latency_s is not None else [0.0] * len(batch)
             for f, a, q, c, l, pr in zip(batch, arms, quality, cost, lat, props):
                 self.learn_featurized(f, a, q, c, l, pr)
@@ -370,7 +340,7 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
                 self.add_arm(a)
         arm_i = np.array([self._index[a] for a in arms])
         weights = np.array([self.importance_weight(p) for p in props]) if self.importance_clip else np.ones(len(batch))
-        self._learn_many_adagrad(batch, arm_i, quality, weights)
+        self.solver.learn_many(self._s, self._w, batch, 1 + arm_i, quality, weights, self.shared)
         lat = np.asarray(latency_s if latency_s is not None else [0.0] * len(batch), dtype=float)
         cost_arr = np.asarray(cost, dtype=float)
         for i, c, l in zip(arm_i.tolist(), cost_arr.tolist(), lat.tolist()):
@@ -402,23 +372,8 @@ class LinearBandit(LaplacePosterior, AdagradSteps):
             for a, i in self._index.items()
         }
 
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        """Unpickle; a bandit pickled before a parameter existed gets the behaviour it had."""
-        self.__dict__.update(state)
-        self.__dict__.setdefault("importance_clip", 0.0)  # pickled before importance weights
-        if "solver" not in state:
-            self.solver, self.prior_var, self.ucb, self._nd = "adagrad", 1.0, 0.0, 0
-            rows = self._w.shape[0]
-            self._cov, self._low = np.zeros((rows, 0, 0)), np.zeros((rows, 0, 0))
-            self._nlow, self._cx = np.zeros(rows, dtype=np.int64), (None, {})
-        if "cost_model" not in state:  # pickled before per-input costs: keeps routing on the means
-            self.cost_model = "mean"
-            self._costs = CostModel(self.featurizer.n_size)
-            for _ in self.arms:
-                self._costs.add_row()
-
     def __repr__(self) -> str:
         return (
             f"LinearBandit(arms={self.arms}, cost_weight={self.cost_weight}, solver={self.solver!r}, "
-            f"learning_rate={self.learning_rate}, epsilon={self.epsilon}, seed={self.seed})"
+            f"epsilon={self.epsilon}, seed={self.seed})"
         )

@@ -9,12 +9,12 @@ never stopped. The learner deployment on Serve drives this object.
 from __future__ import annotations
 
 import logging
-import pickle
 import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Callable
 
 from flywheel.learners.examples import LearningExample
+from flywheel.learners.state import dumps_learner, dumps_policy, loads_learner
 from flywheel.learners.workflow_learner import WorkflowLearner
 from flywheel.registry.learned_config import LearnedConfig, RoutingConfig, state_sha
 from flywheel.registry.mlflow_registry import MlflowRegistry
@@ -116,7 +116,7 @@ class LearningLoop:
             loaded[name] = None
             if name in waiting:
                 item = waiting[name]
-                self.learners[name] = pickle.loads(item.learner_state)
+                self.learners[name] = loads_learner(item.learner_state)
                 self.positions[name] = item.position
                 loaded[name] = -item.id
                 continue
@@ -130,7 +130,7 @@ class LearningLoop:
                 continue
             if newest is None or newest.learner_state is None:
                 continue
-            self.learners[name] = pickle.loads(newest.learner_state)
+            self.learners[name] = loads_learner(newest.learner_state)
             self.positions[name] = newest.position
             loaded[name] = newest.number
         return loaded
@@ -187,9 +187,9 @@ class LearningLoop:
         """(config, learner state, policy state, evidence) of a workflow now."""
         learner = self.learners[workflow]
         spec = self.specs[workflow]
-        policy_state = pickle.dumps(learner.bandit)
+        policy_state = dumps_policy(learner.policy())
         evidence = dict(learner.evidence())
-        learner.start_evidence_window()  # before pickling: a restored learner matches one never stopped
+        learner.start_evidence_window()  # before saving: a restored learner matches one never stopped
         drifts = self.ledger.learning_events(workflow)
         evidence["drift_events_total"] = float(len(drifts))
         config = LearnedConfig(
@@ -204,7 +204,7 @@ class LearningLoop:
             ),
             cost_weight=spec.objective.cost_weight,
         )
-        return config, pickle.dumps(learner), policy_state, evidence
+        return config, dumps_learner(learner), policy_state, evidence
 
     def publish_due(self, force: bool = False) -> list[Published]:
         """Propose a version of each due workflow: into the ledger's outbox (durable, in order).

@@ -40,10 +40,12 @@ from flywheel.learners.off_policy import SnipsGain
 from flywheel.learners.drift import DriftEvent, DriftMonitor
 from flywheel.learners.examples import LearningExample
 from flywheel.learners.features import HashedFeaturizer
+from flywheel.learners.laplace import Laplace
 from flywheel.learners.linear_bandit import LinearBandit
+from flywheel.learners.routing_policy import RoutingPolicy
 from flywheel.learners.threshold import ThresholdLearner
 from flywheel.workflows.reward import reward
-from flywheel.workflows.routing import Choice, uniform
+from flywheel.workflows.routing import Choice
 from flywheel.workflows.spec import WorkflowSpec
 
 WINDOW = 500  # outcomes per arm (and overall) behind the "recent" means of evidence()
@@ -51,7 +53,7 @@ WINDOW = 500  # outcomes per arm (and overall) behind the "recent" means of evid
 # LinearBandit arguments tuned on the simulator's scenarios (benchmarks/sim_scenarios.py);
 # the `bandit` argument overrides them key by key.
 BANDIT_DEFAULTS: dict[str, Any] = {
-    "solver": "laplace", "learning_rate": 1.0, "ucb": 0.5, "explore_z": 2.0,
+    "solver": Laplace(learning_rate=1.0), "ucb": 0.5, "explore_z": 2.0,
     "epsilon": 0.02, "epsilon_min": 0.002,
 }
 
@@ -179,23 +181,14 @@ class WorkflowLearner:
     # -- deciding ------------------------------------------------------------
 
     def decide(self, x: Mapping[str, Any], key: str) -> Choice:
-        """The routing choice for features x (the run id as key): a probe of a down arm, else the
-        bandit's over the arms that are up."""
-        probes = self._probes()
-        if not probes:
-            return self.bandit.decide(x, key, self.spec.arms)
-        up = [a for a in self.spec.arms if a not in probes]
-        u = uniform(self.seed, f"{key}/probe")
-        if not up:  # everything is down: try one at random
-            arm = list(probes)[min(len(probes) - 1, int(u * len(probes)))]
-            return Choice(arm=arm, propensity=1.0 / len(probes), scores={})
-        acc = 0.0
-        for arm, q in probes.items():
-            acc += q
-            if u < acc:
-                return Choice(arm=arm, propensity=q, scores={})
-        c = self.bandit.decide(x, key, up)
-        return Choice(arm=c.arm, propensity=c.propensity * (1.0 - acc), scores=c.scores)
+        """The routing choice for features x (the run id as key), made by `policy()`: exactly
+        what a replica serving this learner's published policy state decides."""
+        return self.policy().decide(x, key, self.spec.arms)
+
+    def policy(self) -> RoutingPolicy:
+        """The decision object over the live bandit and the circuit breaker's probes (no copy):
+        what a version's policy state holds, and what replicas decide with."""
+        return RoutingPolicy(self.bandit, self._probes(), seed=self.seed)
 
     def _probes(self) -> dict[str, float]:
         """The arms that are down, each with its probability of being probed on a run."""
@@ -276,15 +269,8 @@ class WorkflowLearner:
         return found
 
     def probability(self, x: Mapping[str, Any], arm: str) -> float:
-        """The probability this learner, as it is now, would choose `arm` for x."""
-        probes = self._probes()
-        up = [a for a in self.spec.arms if a not in probes]
-        if arm in probes:
-            return probes[arm] if up else 1.0 / len(probes)
-        if arm not in up:
-            return 0.0
-        b = self.bandit
-        return (1.0 - sum(probes.values())) * b.probability_featurized(b.featurize(x), arm, up)
+        """The probability this learner's policy, as it is now, would choose `arm` for x."""
+        return self.policy().probability(x, arm, self.spec.arms)
 
     def start_evidence_window(self) -> None:
         """Start the off-policy gain estimate afresh (each version's evidence covers its own window)."""

@@ -125,9 +125,9 @@ class MlflowRegistry:
         with tempfile.TemporaryDirectory() as d:
             (Path(d) / "config.json").write_text(config.model_dump_json(indent=2))
             if learner_state is not None:
-                (Path(d) / "learner.pkl").write_bytes(learner_state)
+                (Path(d) / "learner.npz").write_bytes(learner_state)
             if policy_state is not None:
-                (Path(d) / "policy.pkl").write_bytes(policy_state)
+                (Path(d) / "policy.npz").write_bytes(policy_state)
             self._client.log_artifacts(run_id, d, artifact_path="learned")
         for key, value in evidence.items():
             self._client.log_metric(run_id, _metric_key(key), float(value))
@@ -248,7 +248,8 @@ class MlflowRegistry:
         learners need; routers need the config and the policy state)."""
         mv = self._client.get_model_version(model_name(workflow), str(number))
         with tempfile.TemporaryDirectory() as d:
-            names = ["config.json", "policy.pkl"] + (["learner.pkl"] if learner else [])
+            # *.pkl: versions written before the safe format; read, then refused by the state's loader
+            names = ["config.json", "policy.npz", "policy.pkl"] + (["learner.npz", "learner.pkl"] if learner else [])
             present = {Path(f.path).name for f in self._client.list_artifacts(mv.run_id, "learned")}
             got = {
                 name: Path(self._client.download_artifacts(mv.run_id, f"learned/{name}", d)).read_bytes()
@@ -256,8 +257,8 @@ class MlflowRegistry:
                 if name in present
             }
             config = LearnedConfig.model_validate_json(got["config.json"])
-            learner_state = got.get("learner.pkl")
-            policy = got.get("policy.pkl")
+            learner_state = got.get("learner.npz", got.get("learner.pkl"))
+            policy = got.get("policy.npz", got.get("policy.pkl"))
         tags = dict(mv.tags or {})
         parent = tags.get("parent_version") or None
         return PublishedVersion(

@@ -29,7 +29,7 @@ EPS = 1e-12
 ROOTS = ("thresholds", "routing", "cost_weight", "resources")
 """First segment of every parameter path."""
 BANDIT_DERIVED = ("routing.weights.*", "routing.exploration")
-"""Paths that summarize a bandit's pickled state: clipping them would not change what it does."""
+"""Paths that summarize a bandit's saved state: clipping them would not change what it does."""
 _LEVEL = {"auto": 0, "review": 1, "refused": 2}
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import pickle
 
 import numpy as np
 
+from flywheel.learners.state import load, save
 from flywheel.learners.features import HashedFeaturizer
 
 
@@ -27,8 +27,8 @@ def test_slots_do_not_depend_on_the_word_cache_or_the_process() -> None:
     text = {"prompt": "the invoice was charged twice, the invoice"}
     first = warm.transform_one(text)
     assert _same(warm.transform_one(text), first)  # the cached hashes give the same slots
-    cold = pickle.loads(pickle.dumps(warm))
-    assert "_hashes" not in cold.__dict__  # the cache is not pickled
+    cold = load(save(warm, "featurizer"), "featurizer")
+    assert "_hashes" in warm.__dict__ and "_hashes" not in cold.__dict__  # the cache is not saved
     assert _same(cold.transform_one(text), first)
     assert cold == warm and cold is not warm
 

@@ -122,9 +122,8 @@ def test_a_version_carries_config_state_evidence_and_lineage(world, tmp_path):
 
 
 def test_a_policy_that_cannot_decide_is_refused_and_the_live_one_stays(world):
-    import pickle
-
     from flywheel.learners.config_book import ConfigBook
+    from flywheel.learners.state import dumps_policy, loads_policy
     from flywheel.registry.learned_config import state_sha
 
     runtime, _ = world
@@ -134,9 +133,9 @@ def test_a_policy_that_cannot_decide_is_refused_and_the_live_one_stays(world):
     good = published["ticket_triage"]
     book = ConfigBook([])
     assert book.apply(good.config, good.policy_state)
-    broken = pickle.loads(good.policy_state)
-    del broken.featurizer  # as if pickled by code that no longer matches
-    bad_state = pickle.dumps(broken)
+    broken = loads_policy(good.policy_state)
+    del broken.bandit.featurizer  # as if saved by code that no longer matches
+    bad_state = dumps_policy(broken)
     routing = good.config.routing.model_copy(update={"state_sha": state_sha(bad_state)})
     bad = good.config.model_copy(update={"version": "ticket_triage@v99", "routing": routing})
     with pytest.raises(ValueError, match="refused"):
