@@ -19,7 +19,9 @@ app.add_typer(workflows_app, name="workflows")
 app.add_typer(bench_app, name="bench")
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-ConfigOpt = typer.Option(Path("configs/app.yaml"), "--config", "-c", help="App settings file.")
+ConfigOpt = typer.Option(
+    None, "--config", "-c", help="App settings file (default: the packaged defaults; see flywheel init)."
+)
 TokenOpt = typer.Option(
     None, "--token", envvar="FLYWHEEL_TOKEN", help="API token (flywheel tokens create); $FLYWHEEL_TOKEN."
 )
@@ -29,7 +31,7 @@ def _auth(token: Optional[str]) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"} if token else {}
 
 
-def _settings(path: Path):
+def _settings(path: Optional[Path]):
     from flywheel.services.settings import load_settings
     from flywheel.workflows.loading import ConfigError
 
@@ -42,7 +44,7 @@ def _settings(path: Path):
 
 @app.command()
 def up(
-    config: Path = ConfigOpt,
+    config: Optional[Path] = ConfigOpt,
     demo: bool = typer.Option(True, "--demo/--no-demo", help="Drive the simulator scenario against the service."),
     runs: int = typer.Option(0, help="Demo runs (0: the scenario's length)."),
     concurrency: int = typer.Option(8, help="Concurrent demo clients."),
@@ -65,7 +67,7 @@ def up(
 @app.command()
 def demo(
     url: str = typer.Option(DEFAULT_URL, help="Base URL of a running service."),
-    config: Path = ConfigOpt,
+    config: Optional[Path] = ConfigOpt,
     scenario: Optional[str] = typer.Option(None, help="Scenario (default: the settings')."),
     runs: int = typer.Option(2000, help="Runs to drive (0: the scenario's length)."),
     concurrency: int = typer.Option(8, help="Concurrent clients."),
@@ -108,7 +110,7 @@ def runs_show(
 @workflows_app.command("list")
 def workflows_list(
     url: Optional[str] = typer.Option(None, help="Ask a running service instead of reading the config."),
-    config: Path = ConfigOpt,
+    config: Optional[Path] = ConfigOpt,
     token: Optional[str] = TokenOpt,
 ) -> None:
     """List workflows: name, arms, gates."""
@@ -131,6 +133,15 @@ def workflows_list(
     for spec in specs.values():
         gates = ", ".join(f"{k}>={v}" for k, v in spec.gates.items())
         typer.echo(f"{spec.name:<20} arms={','.join(spec.arms)}  gates: {gates}")
+
+
+def _register_init() -> None:
+    from flywheel.cli.init_configs import init
+
+    app.command("init")(init)
+
+
+_register_init()
 
 
 def _register_benchmarks() -> None:
@@ -168,3 +179,7 @@ def main() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     sys.exit(app())
+
+
+if __name__ == "__main__":
+    main()

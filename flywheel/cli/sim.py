@@ -17,17 +17,29 @@ from flywheel.cli.format import fmt
 
 
 def sim(
-    scenario: str = typer.Option(..., "--scenario", "-s", help="Scenario name (configs/scenarios/<name>.yaml) or path."),
+    scenario: str = typer.Option(..., "--scenario", "-s", help="Scenario name (in the settings' scenarios_dir) or path."),
     json_out: Optional[Path] = typer.Option(None, "--json", help="Write the full result as JSON here."),
     runs: int = typer.Option(20000, help="Runs (ticks) to simulate."),
     seed: int = typer.Option(0, help="Seed of the learners; the world runs at the scenario's seed + this."),
+    config: Optional[Path] = typer.Option(
+        None, "--config", "-c", help="App settings file naming workflows_dir and scenarios_dir (default: packaged)."
+    ),
 ) -> None:
     """Run the learning system on a simulated scenario against the best static config and an oracle."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from flywheel.eval.bench_sim import run_sim
+    from flywheel.services.settings import load_settings
+    from flywheel.sim import load_scenario
     from flywheel.workflows.loading import ConfigError
+
+    try:
+        settings = load_settings(config)
+        world = load_scenario(scenario, settings.simulator.scenarios_dir)
+    except ConfigError as e:
+        typer.secho(str(e), fg="red", err=True)
+        raise typer.Exit(2) from None
 
     console = Console()
     with Progress(
@@ -36,7 +48,8 @@ def sim(
     ) as progress:
         task = progress.add_task("runs", total=runs)
         try:
-            result = run_sim(scenario, runs, seed, progress=lambda done: progress.update(task, completed=done))
+            result = run_sim(world, runs, seed, workflows_dir=settings.workflows_dir,
+                             progress=lambda done: progress.update(task, completed=done))
         except (ConfigError, ValueError) as e:
             typer.secho(str(e), fg="red", err=True)
             raise typer.Exit(2) from None

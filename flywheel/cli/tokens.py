@@ -22,7 +22,9 @@ tokens_app = typer.Typer(
     help="API tokens: service (runs, outcomes), mlops (review), operator (pin, rollback), admin (all).",
     no_args_is_help=True,
 )
-ConfigOpt = typer.Option(Path("configs/app.yaml"), "--config", "-c", help="App settings file (names the ledger).")
+ConfigOpt = typer.Option(
+    None, "--config", "-c", help="App settings file (names the ledger; default: the packaged defaults)."
+)
 
 
 def cli_actor() -> str:
@@ -34,7 +36,7 @@ def cli_actor() -> str:
 
 
 @contextmanager
-def _ledger(config: Path) -> Iterator["Ledger"]:
+def _ledger(config: Optional[Path]) -> Iterator["Ledger"]:
     from flywheel.services.settings import load_settings
     from flywheel.ledger import Ledger
     from flywheel.workflows.loading import ConfigError
@@ -60,7 +62,7 @@ def create(
     role: str = typer.Option(..., "--role", help="service, mlops, operator or admin."),
     name: Optional[str] = typer.Option(None, "--name", help="Unique name (default: <role>-<8 hex>)."),
     reason: str = typer.Option("", "--reason", help="Why: kept in the audit trail."),
-    config: Path = ConfigOpt,
+    config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Make a token; its secret is printed once, on stdout, and stored nowhere."""
     with _ledger(config) as ledger:
@@ -70,7 +72,7 @@ def create(
 
 
 @tokens_app.command("list")
-def list_tokens(config: Path = ConfigOpt) -> None:
+def list_tokens(config: Optional[Path] = ConfigOpt) -> None:
     """Every token: name, role, who made it and when, revoked or not. Never a secret."""
     with _ledger(config) as ledger:
         found = ledger.list_tokens()
@@ -87,7 +89,7 @@ def list_tokens(config: Path = ConfigOpt) -> None:
 def revoke(
     name: str = typer.Argument(..., help="The token's name."),
     reason: str = typer.Option(..., "--reason", help="Why: kept in the audit trail."),
-    config: Path = ConfigOpt,
+    config: Optional[Path] = ConfigOpt,
 ) -> None:
     """Revoke a token; a running service refuses it within a few seconds (its cache's ttl)."""
     with _ledger(config) as ledger:

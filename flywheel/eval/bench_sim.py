@@ -73,7 +73,7 @@ from flywheel.sim import (
 )
 from flywheel.learners.workflow_learner import WorkflowLearner
 from flywheel.workflows.inputs import features_of
-from flywheel.workflows.loading import load_dir
+from flywheel.workflows.loading import load_dir, packaged_configs
 from flywheel.workflows.reward import reward
 from flywheel.workflows.spec import Objective, WorkflowSpec
 
@@ -130,7 +130,7 @@ def run_sim(
     seed: int = 0,
     *,
     learner: dict[str, Any] | None = None,
-    workflows_dir: str | Path = "configs/workflows",
+    workflows_dir: str | Path | None = None,
     window: int = 200,
     tolerance: float = 0.10,
     progress: Callable[[int], None] | None = None,
@@ -269,10 +269,8 @@ def _effective_params(lrn: WorkflowLearner) -> dict[str, Any]:
     return out
 
 
-def _specs(sc: Scenario, workflows_dir: str | Path) -> dict[str, WorkflowSpec]:
-    directory = Path(workflows_dir)
-    if not directory.is_dir() and not directory.is_absolute():
-        directory = Path(__file__).resolve().parents[2] / directory
+def _specs(sc: Scenario, workflows_dir: str | Path | None) -> dict[str, WorkflowSpec]:
+    directory = Path(workflows_dir) if workflows_dir is not None else packaged_configs() / "workflows"
     all_specs = load_dir(directory, WorkflowSpec)
     specs = {wf: all_specs[wf] for wf in sc.workflows}
     problems = [p for spec in specs.values() for p in spec_mismatches(sc, spec)]

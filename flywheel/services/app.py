@@ -13,7 +13,7 @@ from flywheel.services.deployments.ingress import ingress_deployment
 from flywheel.services.deployments.learner import LearnerDeployment
 from flywheel.services.deployments.router import RouterDeployment
 from flywheel.services.runtime import load_workflows
-from flywheel.services.settings import AppSettings, settings_from
+from flywheel.services.settings import AppSettings, default_settings_file, settings_from
 from flywheel.workflows.loading import validate_data
 
 APP_NAME = "flywheel"
@@ -48,9 +48,11 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     """Serve's application builder: `args` may name a settings file (`config`) and override fields.
 
     serve run flywheel.services.app:build_app config=configs/app.yaml
+
+    Without `config`, the packaged defaults (flywheel/configs/app.yaml).
     """
     args = dict(args or {})
-    path = Path(args.pop("config", "configs/app.yaml"))
+    path = Path(args.pop("config")) if "config" in args else default_settings_file()
     settings = settings_from(path)
     if args:
         merged = settings.model_dump() | args

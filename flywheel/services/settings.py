@@ -1,14 +1,44 @@
-"""The service's own config (configs/app.yaml): where state lives, which agents exist, how to serve."""
+"""The service's own config (app.yaml): where state lives, which agents exist, how to serve.
+
+Settings are layered, strongest first: environment variables (``FLYWHEEL_<FIELD>``, nested
+fields joined by ``__``, e.g. ``FLYWHEEL_LEARNING__PUBLISH_EVERY_S=2``; ``FLYWHEEL_DATABASE_URL``
+and ``FLYWHEEL_MLFLOW_URI`` as documented), then the YAML file (or dict) the settings are built
+from, then the defaults. With no file named, the packaged defaults (flywheel/configs/app.yaml)
+are used. Input paths in a file (workflows_dir, simulator.scenarios_dir, governance.policies)
+are relative to the file's folder; state paths (the SQLite ledger, the MLflow store and its
+artifacts) stay relative to the working directory (./.flywheel/).
+"""
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    YamlConfigSettingsSource,
+)
 
-from flywheel.workflows.loading import load_model, validate_data
+from flywheel.workflows.loading import ConfigError, config_error, packaged_configs
+
+ENV_PREFIX = "FLYWHEEL_"
+MLFLOW_URI_ENV = "FLYWHEEL_MLFLOW_URI"
+# Input paths that a settings file gives relative to its own folder.
+FILE_RELATIVE: tuple[tuple[str, ...], ...] = (
+    ("workflows_dir",),
+    ("simulator", "scenarios_dir"),
+    ("governance", "policies"),
+)
+
+
+def _packaged(name: str) -> str:
+    return str(packaged_configs() / name)
 
 
 class _Model(BaseModel):
@@ -52,7 +82,10 @@ class SimulatorSettings(_Model):
     """The simulated environment that sim agents answer from."""
 
     scenario: str = Field(default="stationary", description="Scenario name in scenarios_dir, or a path.")
-    scenarios_dir: str = Field(default="configs/scenarios", description="Folder of scenario YAML files.")
+    scenarios_dir: str = Field(
+        default_factory=lambda: _packaged("scenarios"),
+        description="Folder of scenario YAML files (default: the packaged scenarios).",
+    )
     latency_scale: float = Field(
         default=0.0,
         ge=0,
@@ -93,7 +126,10 @@ class LearningSettings(_Model):
     n_bits: int = Field(default=14, ge=8, le=22, description="Hashed feature slots (2**n_bits) of the routing bandit.")
     mlflow_tracking_uri: str = Field(
         default="sqlite:///.flywheel/mlflow.db",
-        description="MLflow tracking and registry store; FLYWHEEL_MLFLOW_URI overrides it.",
+        description=(
+            "MLflow tracking and registry store; FLYWHEEL_MLFLOW_URI (or "
+            "FLYWHEEL_LEARNING__MLFLOW_TRACKING_URI) overrides it."
+        ),
     )
     mlflow_artifacts: str = Field(default=".flywheel/mlartifacts", description="Where version artifacts are stored.")
 
@@ -102,18 +138,43 @@ class GovernanceSettings(_Model):
     """What may change by itself, and how fast routers follow the registry."""
 
     policies: str = Field(
-        default="configs/policies.yaml",
-        description="Policy file: per workflow and parameter, bounds, largest step and autonomy.",
+        default_factory=lambda: _packaged("policies.yaml"),
+        description=(
+            "Policy file: per workflow and parameter, bounds, largest step and autonomy "
+            "(default: the packaged policies.yaml)."
+        ),
     )
     sync_s: float = Field(
         default=1.0, gt=0, description="How often router replicas check the registry's champion (seconds)."
     )
 
 
-class AppSettings(_Model):
-    """Everything the service is started with."""
+class _MlflowUriEnv(PydanticBaseSettingsSource):
+    """The documented short name FLYWHEEL_MLFLOW_URI for learning.mlflow_tracking_uri."""
 
-    workflows_dir: str = Field(default="configs/workflows", description="Folder of workflow YAML files.")
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        uri = os.environ.get(MLFLOW_URI_ENV)
+        return {"learning": {"mlflow_tracking_uri": uri}} if uri else {}
+
+
+class AppSettings(BaseSettings):
+    """Everything the service is started with (environment variables override the file)."""
+
+    model_config = SettingsConfigDict(
+        extra="forbid",
+        frozen=True,
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        env_ignore_empty=True,
+    )
+
+    workflows_dir: str = Field(
+        default_factory=lambda: _packaged("workflows"),
+        description="Folder of workflow YAML files (default: the packaged workflows).",
+    )
     database_url: str = Field(
         default="sqlite:///.flywheel/ledger.db",
         description="Ledger database URL; FLYWHEEL_DATABASE_URL overrides it.",
@@ -128,8 +189,21 @@ class AppSettings(_Model):
     )
     ledger_batch: int = Field(default=256, ge=1, description="Most runs written in one ledger transaction.")
 
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """The environment first, then what the settings are built from (a file's data or a dict)."""
+        return env_settings, _MlflowUriEnv(settings_cls), init_settings
+
     def resolved_database_url(self) -> str:
-        return os.environ.get("FLYWHEEL_DATABASE_URL") or self.database_url
+        """The ledger's URL (the environment is already applied; kept for callers)."""
+        return self.database_url
 
     def absolute(self, base: Path | None = None) -> "AppSettings":
         """These settings with relative paths made absolute against `base` (default: cwd).
@@ -141,33 +215,80 @@ class AppSettings(_Model):
         def fix(p: str) -> str:
             return str(p if Path(p).is_absolute() else base / p)
 
-        url = self.resolved_database_url()
         prefix = "sqlite:///"
-        if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
-            url = prefix + fix(url[len(prefix):])
+
+        def fix_sqlite(url: str) -> str:
+            if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+                return prefix + fix(url[len(prefix):])
+            return url
+
         sim = self.simulator.model_copy(update={"scenarios_dir": fix(self.simulator.scenarios_dir)})
-        mlflow_uri = os.environ.get("FLYWHEEL_MLFLOW_URI") or self.learning.mlflow_tracking_uri
-        if mlflow_uri.startswith(prefix) and not mlflow_uri.startswith(prefix + "/"):
-            mlflow_uri = prefix + fix(mlflow_uri[len(prefix):])
         learning = self.learning.model_copy(
-            update={"mlflow_tracking_uri": mlflow_uri, "mlflow_artifacts": fix(self.learning.mlflow_artifacts)}
+            update={
+                "mlflow_tracking_uri": fix_sqlite(self.learning.mlflow_tracking_uri),
+                "mlflow_artifacts": fix(self.learning.mlflow_artifacts),
+            }
         )
         governance = self.governance.model_copy(update={"policies": fix(self.governance.policies)})
         return self.model_copy(
-            update={"workflows_dir": fix(self.workflows_dir), "database_url": url, "simulator": sim,
-                    "learning": learning, "governance": governance}
+            update={"workflows_dir": fix(self.workflows_dir), "database_url": fix_sqlite(self.database_url),
+                    "simulator": sim, "learning": learning, "governance": governance}
         )
 
 
-def load_settings(path: str | Path = "configs/app.yaml") -> AppSettings:
-    """Read the app settings file (errors name the file, the field and the reason)."""
-    return load_model(path, AppSettings)
+def default_settings_file() -> Path:
+    """The packaged app.yaml: the settings used when no file is named."""
+    return packaged_configs() / "app.yaml"
 
 
-def settings_from(data: "AppSettings | dict | str | Path") -> AppSettings:
-    """Settings from a model, a dict (validated) or a path to a YAML file."""
+def _anchored(data: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """`data` with the relative input paths of FILE_RELATIVE made absolute against `folder`."""
+    out = dict(data)
+    for keys in FILE_RELATIVE:
+        parent = out
+        for key in keys[:-1]:
+            if not isinstance(parent.get(key), dict):
+                break
+            parent[key] = parent = dict(parent[key])
+        else:
+            value = parent.get(keys[-1])
+            if isinstance(value, str) and not Path(value).is_absolute():
+                parent[keys[-1]] = str(folder / value)
+    return out
+
+
+def build_settings(data: dict[str, Any], source: Path | str = "<app settings>") -> AppSettings:
+    """Settings from a dict with the environment over it (errors name `source` and the field)."""
+    try:
+        return AppSettings(**data)
+    except ValidationError as e:
+        raise config_error(source, e) from None
+
+
+def load_settings(path: str | Path | None = None) -> AppSettings:
+    """Read an app settings file (default: the packaged app.yaml), the environment over it.
+
+    Relative input paths in the file resolve against its folder. Errors name the file,
+    the field and the reason.
+    """
+    path = Path(path) if path is not None else default_settings_file()
+    if not path.is_file():
+        raise ConfigError(path, [("", "cannot read: no such file")])
+    try:
+        data = YamlConfigSettingsSource(AppSettings, yaml_file=path).yaml_data
+    except OSError as e:
+        raise ConfigError(path, [("", f"cannot read: {e.strerror}")]) from None
+    except yaml.YAMLError as e:
+        raise ConfigError(path, [("", f"not valid YAML: {e}")]) from None
+    except (TypeError, ValueError):
+        raise ConfigError(path, [("", "not a YAML mapping of settings")]) from None
+    return build_settings(_anchored(data, path.parent.resolve()), path)
+
+
+def settings_from(data: "AppSettings | dict | str | Path | None") -> AppSettings:
+    """Settings from a model, a dict (validated, the environment over it) or a YAML file's path."""
     if isinstance(data, AppSettings):
         return data
     if isinstance(data, dict):
-        return validate_data(data, AppSettings, "<app settings>")
+        return build_settings(data)
     return load_settings(data)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from pydantic import Field, model_validator
 
-from flywheel.workflows.loading import load_model
+from flywheel.workflows.loading import load_model, packaged_configs
 from flywheel.workflows.spec import WorkflowSpec
 
 from ._base import Probability, StrictModel, Weight
@@ -302,19 +302,16 @@ class Scenario(StrictModel):
                 up[e.model] = True
 
 
-def load_scenario(name_or_path: str | Path, scenarios_dir: Path = Path("configs/scenarios")) -> Scenario:
-    """Load a scenario by name (configs/scenarios/<name>.yaml) or by path.
+def load_scenario(name_or_path: str | Path, scenarios_dir: str | Path | None = None) -> Scenario:
+    """Load a scenario by name (<scenarios_dir>/<name>.yaml) or by path.
 
+    `scenarios_dir` defaults to the packaged scenarios (flywheel/configs/scenarios).
     Raises `flywheel.workflows.loading.ConfigError` naming the file, field and reason.
     """
     text = str(name_or_path)
     if isinstance(name_or_path, Path) or text.endswith((".yaml", ".yml")) or "/" in text:
         return load_model(Path(name_or_path), Scenario)
-    directory = Path(scenarios_dir)
-    if not directory.is_dir() and not directory.is_absolute():
-        checkout = Path(__file__).resolve().parents[2] / directory
-        if checkout.is_dir():
-            directory = checkout
+    directory = Path(scenarios_dir) if scenarios_dir is not None else packaged_configs() / "scenarios"
     return load_model(directory / f"{text}.yaml", Scenario)
 
 

@@ -10,8 +10,8 @@ from flywheel.workflows.spec import WorkflowSpec
 def input_problems(spec: WorkflowSpec, data: dict[str, Any]) -> list[tuple[str, str]]:
     """(field, reason) for every problem of `data` as an input of `spec`; [] when it is valid.
 
-    >>> from flywheel.workflows.loading import load_model
-    >>> spec = load_model("configs/workflows/ticket_triage.yaml", WorkflowSpec)
+    >>> from flywheel.workflows.loading import load_model, packaged_configs
+    >>> spec = load_model(packaged_configs() / "workflows" / "ticket_triage.yaml", WorkflowSpec)
     >>> input_problems(spec, {"text": "hi", "product": "toys", "customer_tier": "pro", "channel": "chat", "x": 1})
     [('product', "must be one of ['billing', 'technical', 'account', 'shipping'], got 'toys'"), ('x', 'not a declared input field')]
     """

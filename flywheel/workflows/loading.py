@@ -11,6 +11,15 @@ from pydantic import BaseModel, ValidationError
 M = TypeVar("M", bound=BaseModel)
 
 
+def packaged_configs() -> Path:
+    """The folder of the default configs shipped inside the package (flywheel/configs).
+
+    app.yaml, policies.yaml, serve.yaml, workflows/ and scenarios/: what the service and
+    the benchmarks use when no other file is named, from any working directory.
+    """
+    return Path(__file__).resolve().parent.parent / "configs"
+
+
 class ConfigError(ValueError):
     """A config file that cannot be used: names the file, the field and the reason."""
 
@@ -25,15 +34,17 @@ def _field_path(loc: tuple) -> str:
     return ".".join(str(p) for p in loc)
 
 
+def config_error(source: Path | str, error: ValidationError) -> ConfigError:
+    """The ConfigError of a failed validation: each problem's field path and reason, under `source`."""
+    return ConfigError(source, [(_field_path(err["loc"]), err["msg"]) for err in error.errors(include_url=False)])
+
+
 def validate_data(data: object, model: type[M], source: Path | str) -> M:
     """Validate already-parsed data against `model`, raising ConfigError on failure."""
     try:
         return model.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(
-            source,
-            [(_field_path(err["loc"]), err["msg"]) for err in e.errors(include_url=False)],
-        ) from None
+        raise config_error(source, e) from None
 
 
 def load_model(path: Path | str, model: type[M]) -> M:

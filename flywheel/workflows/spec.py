@@ -8,7 +8,7 @@ the file is loaded; a bad file fails naming the file, the field and the reason.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal, Union
+from typing import Annotated, Callable, Iterator, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -180,7 +180,57 @@ class WorkflowSpec(_Model):
                 f"routing.weights: must give one weight per arm of the route step "
                 f"(missing {missing}, unknown {extra})"
             )
+        self._check_runnable()
         return self
+
+    def successors(self, step_id: str) -> list[str]:
+        """The step ids the engine may go to after `step_id` (none after a finish step)."""
+        step = self.step(step_id)
+        if isinstance(step, GateStep):
+            return list(dict.fromkeys([step.on_pass, step.on_fail]))
+        if isinstance(step, FinishStep):
+            return []
+        after = step.next or self.next_of(step.id)
+        return [after] if after else []
+
+    def _reachable(self, start: str, *, through: "Callable[[Step], bool]" = lambda s: True) -> list[str]:
+        """Step ids reachable from `start` (itself included), expanding only steps `through` accepts."""
+        seen, todo = [start], [start]
+        while todo:
+            step = self.step(todo.pop())
+            if not through(step):
+                continue
+            for nxt in self.successors(step.id):
+                if nxt not in seen:
+                    seen.append(nxt)
+                    todo.append(nxt)
+        return seen
+
+    def _check_runnable(self) -> None:
+        """Refuse graphs the engine cannot run, naming the step (see flywheel.workflows.engine)."""
+        start = self.steps[0].id
+        reachable = self._reachable(start)
+        loop = _cycle(reachable, self.successors)
+        if loop:
+            raise ValueError(
+                f"steps: step {loop[0]!r} can be reached again from itself "
+                f"({' -> '.join(loop)}): the step graph loops"
+            )
+        for sid in self._reachable(start, through=lambda s: not isinstance(s, RouteStep)):
+            if isinstance(self.step(sid), AgentStep):
+                raise ValueError(
+                    f"steps: agent step {sid!r} can be reached without passing the route step "
+                    "(no arm is chosen for it)"
+                )
+        for human in [sid for sid in reachable if isinstance(self.step(sid), HumanStep)]:
+            for sid in self._reachable(human)[1:]:
+                step = self.step(sid)
+                if isinstance(step, (RouteStep, AgentStep, GateStep)):
+                    raise ValueError(
+                        f"steps: {step.kind} step {sid!r} follows human step {human!r}: a run resumed "
+                        "after a human has no live config or chosen arm; only human and finish steps "
+                        "may follow a human step"
+                    )
 
     @property
     def arms(self) -> list[str]:
@@ -204,6 +254,30 @@ class WorkflowSpec(_Model):
         ids = [s.id for s in self.steps]
         i = ids.index(step_id)
         return ids[i + 1] if i + 1 < len(ids) else None
+
+
+def _cycle(ids: list[str], successors: Callable[[str], list[str]]) -> list[str]:
+    """A loop among `ids` as the path [a, b, ..., a], or [] when the graph has none."""
+    done: set[str] = set()
+    for root in ids:
+        if root in done:
+            continue
+        path: list[str] = []
+        stack: list[tuple[str, Iterator[str]]] = [(root, iter(successors(root)))]
+        path.append(root)
+        while stack:
+            node, children = stack[-1]
+            child = next(children, None)
+            if child is None:
+                stack.pop()
+                path.pop()
+                done.add(node)
+            elif child in path:
+                return path[path.index(child):] + [child]
+            elif child not in done:
+                stack.append((child, iter(successors(child))))
+                path.append(child)
+    return []
 
 
 def _references(step: Step) -> list[str]:

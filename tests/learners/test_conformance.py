@@ -142,7 +142,6 @@ CASES = [
          seeded=True),
 ]
 IDS = [c.cls.__name__ for c in CASES]
-DECIDE_ONLY = (SoftmaxPolicy, RoutingPolicy)
 N = 600
 
 
@@ -234,12 +233,31 @@ def test_same_seed_same_decisions(case: Case) -> None:
         assert _run(other, case.step, 0, N) != first
 
 
+# Each learner's protocol: the method it learns with (None: it learns nothing) and the one it answers with.
+PROTOCOL: dict[type, tuple[str | None, str]] = {
+    LinearBandit: ("learn_one", "decide"),
+    ThresholdLearner: ("learn_one", "predict_one"),
+    DriftMonitor: ("learn_one", "predict_one"),
+    WorkflowLearner: ("learn", "decide"),
+    SnipsGain: ("learn_one", "predict_one"),
+    CostModel: ("learn_one", "predict_one"),
+    SoftmaxPolicy: (None, "decide"),  # a fixed policy: the initial routing, nothing to learn
+    RoutingPolicy: (None, "decide"),  # what replicas serve: a version's learned state, it learns nothing itself
+}
+LEARN_VERBS = ("learn_one", "learn", "update")
+
+
+def test_every_case_states_its_protocol() -> None:
+    assert set(PROTOCOL) == {c.cls for c in CASES}
+
+
 @pytest.mark.parametrize("case", CASES, ids=IDS)
 def test_the_protocol_methods_exist(case: Case) -> None:
     obj = case.cls(**case.kwargs)
-    if case.cls in DECIDE_ONLY:  # policies that only decide: they learn nothing themselves
-        assert not hasattr(obj, "learn_one") and not hasattr(obj, "learn")
+    learns, answers = PROTOCOL[case.cls]
+    if learns is None:
+        assert [v for v in LEARN_VERBS if hasattr(obj, v)] == []
     else:
-        assert callable(getattr(obj, "learn_one", None) or getattr(obj, "learn", None))
-    assert callable(getattr(obj, "predict_one", None) or getattr(obj, "decide", None))
+        assert callable(getattr(obj, learns, None)), f"{case.cls.__name__}.{learns}"
+    assert callable(getattr(obj, answers, None)), f"{case.cls.__name__}.{answers}"
     assert case.cls.__doc__ and ">>>" in case.cls.__doc__  # a doctest example

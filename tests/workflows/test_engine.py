@@ -112,3 +112,18 @@ def test_same_run_id_same_choice(spec):
     again = [asyncio.run(engine.start(f"run-{i}", INPUT, cfg)).decision.arm for i in range(50)]
     assert first == again
     assert len(set(first)) == 4  # a uniform policy does use every arm
+
+
+def test_a_gate_after_a_human_step_cannot_run_which_is_why_specs_refuse_it(spec):
+    """Built past validation, a gate after the human step stops the resumed run."""
+    route, classify, gate, review, finish = spec.steps
+    steps = [route, classify, review.model_copy(update={"next": gate.id}),
+             gate.model_copy(update={"on_fail": finish.id}), finish]
+    unchecked = WorkflowSpec.model_construct(**{**dict(spec), "steps": steps})
+    with pytest.raises(ValueError, match="step 'confidence' follows human step 'review'"):
+        WorkflowSpec.model_validate(unchecked.model_dump())
+    engine = Engine(unchecked, ScriptedAgents({"fast": 0.4}))
+    run = asyncio.run(engine.start("r-unrunnable", INPUT, live(only("fast"))))
+    assert run.status == "waiting" and run.waiting_step == "review"
+    with pytest.raises(RuntimeError, match="step 'confidence': a gate step needs a live config"):
+        asyncio.run(engine.resume(run, HumanDecision("approve", "ana")))

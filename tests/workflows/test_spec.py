@@ -58,3 +58,71 @@ def test_unreadable_and_invalid_yaml(tmp_path):
     bad.write_text("name: [unclosed")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_model(bad, WorkflowSpec)
+
+
+ROUTE = {"id": "route", "kind": "route", "arms": ["fast", "balanced", "strong", "frontier"]}
+AGENT = {"id": "classify", "kind": "agent"}
+FINISH = {"id": "file", "kind": "finish"}
+
+
+def _steps(*steps: dict):
+    return lambda d: d.update(steps=list(steps))
+
+
+@pytest.mark.parametrize(
+    "mutate, step_id, reason",
+    [
+        pytest.param(
+            _steps(ROUTE, AGENT, {"id": "review", "kind": "human"},
+                   {"id": "late_gate", "kind": "gate", "threshold": 0.5, "on_pass": "file", "on_fail": "file"},
+                   FINISH),
+            "late_gate", "follows human step 'review'", id="gate-after-human",
+        ),
+        pytest.param(
+            _steps({"id": "review", "kind": "human", "next": "route"}, ROUTE, AGENT, FINISH),
+            "route", "follows human step 'review'", id="route-after-human",
+        ),
+        pytest.param(
+            _steps(ROUTE, {"id": "first", "kind": "agent"}, {"id": "review", "kind": "human"},
+                   {"id": "redo", "kind": "agent"}, FINISH),
+            "redo", "follows human step 'review'", id="agent-after-human",
+        ),
+        pytest.param(
+            _steps({"id": "early", "kind": "agent"}, ROUTE, FINISH),
+            "early", "without passing the route step", id="agent-before-route",
+        ),
+        pytest.param(
+            _steps({"id": "skip", "kind": "gate", "threshold": 0.5, "on_pass": "answer", "on_fail": "route"},
+                   ROUTE, {"id": "answer", "kind": "agent"}, FINISH),
+            "answer", "without passing the route step", id="gate-jumps-past-route",
+        ),
+        pytest.param(
+            _steps(ROUTE, AGENT,
+                   {"id": "confidence", "kind": "gate", "threshold": 0.7, "on_pass": "file", "on_fail": "route"},
+                   FINISH),
+            "route", "the step graph loops", id="gate-loops-back",
+        ),
+        pytest.param(
+            _steps(ROUTE, AGENT, {"id": "review", "kind": "human", "next": "review"}, FINISH),
+            "review", "the step graph loops", id="human-loops-to-itself",
+        ),
+        pytest.param(
+            _steps(ROUTE, AGENT, {"id": "review", "kind": "human", "next": "nowhere"}, FINISH),
+            "review", "unknown step 'nowhere'", id="next-unknown",
+        ),
+        pytest.param(
+            _steps(ROUTE, AGENT,
+                   {"id": "confidence", "kind": "gate", "threshold": 0.7, "on_pass": "nowhere", "on_fail": "file"},
+                   FINISH),
+            "confidence", "unknown step 'nowhere'", id="on-pass-unknown",
+        ),
+    ],
+)
+def test_graph_the_engine_cannot_run_fails_naming_the_step(tmp_path, mutate, step_id, reason):
+    path = _write(tmp_path, mutate)
+    with pytest.raises(ConfigError) as err:
+        load_model(path, WorkflowSpec)
+    message = str(err.value)
+    assert f"step {step_id!r}" in message
+    assert reason in message
+
