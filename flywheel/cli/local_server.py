@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from typing import Any
 
 import uvicorn
 
@@ -39,7 +38,7 @@ def local_api(settings: AppSettings, *, learning: bool = False):
 async def _govern_locally(settings: AppSettings, runtime: Runtime):
     """Review and operator operations in-process; returns `follow(workflow=None)`, which makes
     the registry's champion live in the runtime (as router replicas do on Serve)."""
-    from flywheel.services.governance import CHANGES_LIVE, ChampionSync, GovernanceOps
+    from flywheel.services.governance import ChampionSync, GovernanceOps, LocalGovernance
 
     ops = await asyncio.to_thread(GovernanceOps.from_settings, settings, runtime.ledger, list(runtime.specs))
     sync = ChampionSync(ops.governor.registry)
@@ -50,13 +49,7 @@ async def _govern_locally(settings: AppSettings, runtime: Runtime):
             if found is not None:
                 runtime.configs.apply(*found)
 
-    async def govern(op: str, args: dict[str, Any]) -> dict[str, Any]:
-        result = await asyncio.to_thread(ops.dispatch, op, args)
-        if op in CHANGES_LIVE and "error" not in result:
-            await follow(args.get("workflow"))
-        return result
-
-    runtime.govern = govern
+    runtime.governance = LocalGovernance(ops, follow)
     await follow()
     return follow
 

@@ -38,9 +38,24 @@ LIVE_ACTIONS = ("auto-promote", "approve", "pin", "rollback")
 
 
 class GovernanceError(Exception):
-    """An operation that cannot be done as asked; `status` is its HTTP status."""
+    """An operation that cannot be done as asked.
+
+    `status` is its HTTP status; `about` names the operation's argument it concerns
+    (`workflow`, `number`, `to`); `loc` is where that argument was in the request
+    (e.g. ("path", "version")), set by the edge that knows the request (see `at`).
+    """
 
     status = 409
+
+    def __init__(self, message: str, *, about: str = "workflow", loc: tuple[str, ...] = ()):
+        super().__init__(message)
+        self.about = about
+        self.loc = loc
+
+    def at(self, loc: tuple[str, ...]) -> "GovernanceError":
+        """This error, placed at the request field `loc`."""
+        self.loc = tuple(loc)
+        return self
 
 
 class NotFound(GovernanceError):
@@ -253,11 +268,12 @@ class Governor:
             self._not_pinned(workflow, "roll back")
             current = self.registry.champion_number(workflow)
             target = to if to is not None else self.previous_champion(workflow, current)
+            about = "workflow" if to is None else "to"
             if target is None:
                 raise NotFound(f"{workflow}: no earlier champion to roll back to")
             if target == current:
-                raise Refused(f"{workflow}: v{target} is already the champion")
-            self._may_go_live(workflow, target, "roll back to")
+                raise Refused(f"{workflow}: v{target} is already the champion", about=about)
+            self._may_go_live(workflow, target, "roll back to", about=about)
             pin_tags = {"pinned_version": str(target), "pinned_by": actor, "pinned_reason": reason,
                         "pinned_at": str(self.clock())}
             steps = [lambda: self.registry.set_alias(workflow, CHAMPION, target)]
@@ -299,26 +315,29 @@ class Governor:
         return None
 
     def _pending(self, workflow: str, number: int | None) -> int:
+        about = "number"
         if number is None:
+            about = "workflow"
             number = self.registry.alias(workflow, CANDIDATE)
             if number is None:
                 raise NotFound(f"{workflow}: no candidate waits for review")
-        status = self._status(workflow, number)
+        status = self._status(workflow, number, about)
         if status != "pending":
-            raise Refused(f"{workflow}: v{number} is {status or 'not a proposal'}, not pending review")
+            raise Refused(f"{workflow}: v{number} is {status or 'not a proposal'}, not pending review", about=about)
         return number
 
-    def _status(self, workflow: str, number: int) -> str:
+    def _status(self, workflow: str, number: int, about: str = "number") -> str:
         tags = self.registry.version_tags(workflow, number)
         if tags is None:
-            raise NotFound(f"{workflow}: no version {number}")
+            raise NotFound(f"{workflow}: no version {number}", about=about)
         # Versions published before governance existed went live directly.
         return tags.get("status", "auto")
 
-    def _may_go_live(self, workflow: str, number: int, what: str) -> None:
-        status = self._status(workflow, number)
+    def _may_go_live(self, workflow: str, number: int, what: str, about: str = "number") -> None:
+        status = self._status(workflow, number, about)
         if status in ("refused", "rejected", "pending", "superseded"):
-            raise Refused(f"{workflow}: cannot {what} v{number}: it is {status} and was never approved")
+            raise Refused(f"{workflow}: cannot {what} v{number}: it is {status} and was never approved",
+                          about=about)
 
     def _not_pinned(self, workflow: str, what: str) -> None:
         pin = self.registry.model_tags(workflow).get("pinned_version")

@@ -95,7 +95,7 @@ def proposal(registry: MlflowRegistry, workflow: str, number: int | None) -> Pro
             raise NotFound(f"{workflow}: no candidate waits for review")
     found = [v for v in versions(registry, workflow) if v.number == number]
     if not found:
-        raise NotFound(f"{workflow}: no version {number}")
+        raise NotFound(f"{workflow}: no version {number}", about="number")
     champion = registry.alias(workflow, CHAMPION)
     config = registry.config(workflow, number)
     base = registry.config(workflow, champion) if champion is not None else None

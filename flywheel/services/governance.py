@@ -1,24 +1,34 @@
-"""Governance operations as plain, JSON-able calls, and how routers follow the champion.
+"""Governance operations with typed arguments, results and errors, and how routers follow the champion.
 
-`GovernanceOps.dispatch(op, args)` is what the HTTP API and the router
-deployment call: it runs one Governor or view operation and returns a dict, or
-`{"error": {"status": ..., "message": ...}}` (so the error crosses a Ray handle
-unchanged). `ChampionSync` reads the registry's champion of a workflow when it
-differs from the live one; routers apply what it returns.
+`GovernanceOps` runs one Governor or view operation per method and raises a
+`GovernanceError` placed at the request field it concerns (`loc`); the router
+deployment and `LocalGovernance` (the in-process client) call it.
+`ChampionSync` reads the registry's champion of a workflow when it differs from
+the live one; routers apply what it returns.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
-from flywheel.registry.governor import GovernanceError, Governor
+from flywheel.registry.governor import GovernanceError, Governor, NotFound
 from flywheel.registry.learned_config import LearnedConfig
 from flywheel.registry.mlflow_registry import MlflowRegistry, RegistryUnavailable, version_label
 from flywheel.registry import views
+from flywheel.registry.views import HistoryView
 from flywheel.learners.config_book import ConfigBook
+from flywheel.services.governance_api import (
+    AuditReport,
+    ChangeResult,
+    ProposalDetail,
+    ProposalList,
+    RegistryDown,
+)
 
 if TYPE_CHECKING:
     from flywheel.services.settings import AppSettings
@@ -26,12 +36,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHANGES_LIVE = {"approve", "pin", "unpin", "rollback"}
-"""Operations after which routers must look at the champion again."""
+Loc = tuple[str, ...]
+WORKFLOW: Loc = ("path", "workflow")
+VERSION: Loc = ("path", "version")
 
 
 class GovernanceOps:
-    """The operations of review and operators, over one registry and ledger."""
+    """The operations of review and operators, over one registry and ledger.
+
+    Each method names where its arguments come from in the HTTP request, so an error
+    about an argument (`GovernanceError.about`) leaves here with its `loc`."""
 
     def __init__(self, governor: Governor, workflows: list[str]):
         self.governor = governor
@@ -45,65 +59,104 @@ class GovernanceOps:
         registry = MlflowRegistry(learning.mlflow_tracking_uri, learning.mlflow_artifacts)
         return cls(Governor(registry, ledger, load_policies(settings.governance.policies)), workflows)
 
-    def dispatch(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Run `op` with `args`; a dict result, or {"error": {status, message}}."""
+    @contextmanager
+    def _placed(self, workflow: str | None, workflow_at: Loc = WORKFLOW, **at: Loc) -> Iterator[None]:
+        """Check the workflow; place errors at their request field; hide the tracking URI."""
+        if workflow is not None and workflow not in self.workflows:
+            raise NotFound(f"unknown workflow {workflow!r}").at(workflow_at)
         try:
-            wf = args.get("workflow")
-            if wf is not None and wf not in self.workflows:
-                return _error(404, f"workflow: unknown workflow {wf!r}")
-            return getattr(self, f"_op_{op}")(**args)
+            yield
         except GovernanceError as e:
-            return _error(e.status, str(e))
+            if not e.loc:
+                e.at(at.get(e.about, workflow_at))
+            raise
         except RegistryUnavailable as e:
-            return _error(503, str(e))
+            log.warning("governance: %s", e)  # the URI (maybe with credentials) goes only to the log
+            raise RegistryDown() from None
 
-    # -- operations -------------------------------------------------------------
+    def proposals(self, workflow: str | None = None) -> ProposalList:
+        with self._placed(workflow, ("query", "workflow")):
+            wfs = [workflow] if workflow else self.workflows
+            return ProposalList(views.proposals(self.governor.registry, wfs))
 
-    def _op_proposals(self, workflow: str | None = None) -> dict[str, Any]:
-        wfs = [workflow] if workflow else self.workflows
-        return {"proposals": [asdict(v) for v in views.proposals(self.governor.registry, wfs)]}
+    def show(self, workflow: str, version: int | None = None) -> ProposalDetail:
+        with self._placed(workflow, number=VERSION):
+            return ProposalDetail.of(views.proposal(self.governor.registry, workflow, version))
 
-    def _op_show(self, workflow: str, number: int | None = None) -> dict[str, Any]:
-        view = views.proposal(self.governor.registry, workflow, number)
-        out = asdict(view)
-        out["diff"] = [{"parameter": p, "champion": a, "proposal": b} for p, a, b in view.diff]
-        return out
+    def approve(self, workflow: str, version: int | None, *, actor: str, reason: str) -> ChangeResult:
+        with self._placed(workflow, number=VERSION):
+            return ChangeResult.of(self.governor.approve(workflow, version, reviewer=actor, reason=reason))
 
-    def _op_approve(self, workflow: str, actor: str, reason: str, number: int | None = None) -> dict[str, Any]:
-        return _outcome(self.governor.approve(workflow, number, reviewer=actor, reason=reason))
+    def reject(self, workflow: str, version: int | None, *, actor: str, reason: str) -> ChangeResult:
+        with self._placed(workflow, number=VERSION):
+            return ChangeResult.of(self.governor.reject(workflow, version, reviewer=actor, reason=reason))
 
-    def _op_reject(self, workflow: str, actor: str, reason: str, number: int | None = None) -> dict[str, Any]:
-        return _outcome(self.governor.reject(workflow, number, reviewer=actor, reason=reason))
+    def pin(self, workflow: str, version: int, *, actor: str, reason: str) -> ChangeResult:
+        with self._placed(workflow, number=("body", "version")):
+            return ChangeResult.of(self.governor.pin(workflow, version, actor=actor, reason=reason))
 
-    def _op_pin(self, workflow: str, number: int, actor: str, reason: str) -> dict[str, Any]:
-        return _outcome(self.governor.pin(workflow, number, actor=actor, reason=reason))
+    def unpin(self, workflow: str, *, actor: str, reason: str) -> ChangeResult:
+        with self._placed(workflow):
+            return ChangeResult.of(self.governor.unpin(workflow, actor=actor, reason=reason))
 
-    def _op_unpin(self, workflow: str, actor: str, reason: str) -> dict[str, Any]:
-        return _outcome(self.governor.unpin(workflow, actor=actor, reason=reason))
+    def rollback(self, workflow: str, to: int | None, *, actor: str, reason: str, pin: bool = False) -> ChangeResult:
+        with self._placed(workflow, to=("body", "to")):
+            return ChangeResult.of(self.governor.rollback(workflow, to, actor=actor, reason=reason, pin=pin))
 
-    def _op_rollback(
-        self, workflow: str, actor: str, reason: str, to: int | None = None, pin: bool = False
-    ) -> dict[str, Any]:
-        return _outcome(self.governor.rollback(workflow, to, actor=actor, reason=reason, pin=pin))
+    def history(self, workflow: str) -> HistoryView:
+        with self._placed(workflow):
+            return views.history(self.governor.registry, self.governor.ledger, workflow)
 
-    def _op_history(self, workflow: str) -> dict[str, Any]:
-        return asdict(views.history(self.governor.registry, self.governor.ledger, workflow))
-
-    def _op_audit_verify(self) -> dict[str, Any]:
-        entries = self.governor.ledger.audit_entries()
-        problems = self.governor.ledger.verify_audit()
-        return {"entries": len(entries), "intact": not problems, "problems": problems}
-
-
-def _outcome(o) -> dict[str, Any]:
-    out = asdict(o)
-    out["champion_changed"] = o.champion_changed
-    out["live_version"] = None if o.champion_after is None else version_label(o.workflow, o.champion_after)
-    return out
+    def audit_verify(self) -> AuditReport:
+        with self._placed(None):
+            entries = self.governor.ledger.audit_entries()
+            problems = self.governor.ledger.verify_audit()
+            return AuditReport(entries=len(entries), intact=not problems, problems=problems)
 
 
-def _error(status: int, message: str) -> dict[str, Any]:
-    return {"error": {"status": status, "message": message}}
+class LocalGovernance:
+    """The GovernanceClient over in-process operations (`flywheel up --local`, tests): runs each
+    in a thread, and after a change of what is live calls `follow(workflow)` so the runtime
+    serves the new champion at once."""
+
+    def __init__(self, ops: GovernanceOps, follow: Callable[[str], Awaitable[None]]):
+        self.ops = ops
+        self.follow = follow
+
+    async def _changed(self, result: ChangeResult) -> ChangeResult:
+        await self.follow(result.workflow)
+        return result
+
+    async def proposals(self, workflow: str | None = None) -> ProposalList:
+        return await asyncio.to_thread(self.ops.proposals, workflow)
+
+    async def show(self, workflow: str, version: int | None = None) -> ProposalDetail:
+        return await asyncio.to_thread(self.ops.show, workflow, version)
+
+    async def approve(self, workflow: str, version: int | None, *, actor: str, reason: str) -> ChangeResult:
+        return await self._changed(
+            await asyncio.to_thread(self.ops.approve, workflow, version, actor=actor, reason=reason))
+
+    async def reject(self, workflow: str, version: int | None, *, actor: str, reason: str) -> ChangeResult:
+        return await asyncio.to_thread(self.ops.reject, workflow, version, actor=actor, reason=reason)
+
+    async def pin(self, workflow: str, version: int, *, actor: str, reason: str) -> ChangeResult:
+        return await self._changed(
+            await asyncio.to_thread(self.ops.pin, workflow, version, actor=actor, reason=reason))
+
+    async def unpin(self, workflow: str, *, actor: str, reason: str) -> ChangeResult:
+        return await self._changed(await asyncio.to_thread(self.ops.unpin, workflow, actor=actor, reason=reason))
+
+    async def rollback(self, workflow: str, to: int | None, *, actor: str, reason: str,
+                       pin: bool = False) -> ChangeResult:
+        return await self._changed(
+            await asyncio.to_thread(self.ops.rollback, workflow, to, actor=actor, reason=reason, pin=pin))
+
+    async def history(self, workflow: str) -> HistoryView:
+        return await asyncio.to_thread(self.ops.history, workflow)
+
+    async def audit_verify(self) -> AuditReport:
+        return await asyncio.to_thread(self.ops.audit_verify)
 
 
 class ChampionSync:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from typing import Any, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable
 
 from flywheel.registry.learned_config import initial_config
 from flywheel.learners.config_book import ConfigBook
@@ -28,6 +28,9 @@ from flywheel.ledger.records import (
 )
 from flywheel.workflows.reward import outcome_quality, reward
 from flywheel.workflows.spec import WorkflowSpec
+
+if TYPE_CHECKING:
+    from flywheel.services.governance_api import GovernanceClient
 
 
 class UnknownWorkflow(LookupError):
@@ -79,9 +82,9 @@ class Runtime:
         self.writer: BatchWriter[RunRecord] = BatchWriter(ledger.insert_new_runs, max_batch=ledger_batch)
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self._on_outcomes: list[Callable[[list[int]], object]] = []
-        # Review and operator operations (set by whoever serves: the router on Serve,
-        # an in-process governor locally); None when there is no registry.
-        self.govern: Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]] | None = None
+        # Review and operator operations (set by whoever serves: the router deployment's
+        # client on Serve, in-process operations locally); None when there is no registry.
+        self.governance: GovernanceClient | None = None
 
     def on_outcomes(self, callback: Callable[[list[int]], object]) -> None:
         """Call `callback(positions)` after new outcomes are stored (e.g. to wake the learner)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -203,3 +204,28 @@ def test_cli_reviews_a_tuner_proposal_and_operators_roll_back(client, flywheel_u
     history = cli("history", WF, role="operator")
     assert history.exit_code == 0 and "approved" in history.output and "gov-mlops" in history.output
     assert "intact" in cli("audit", "verify", role="operator").output
+
+
+def test_errors_keep_their_type_and_field_over_the_serve_handle(client, tokens):
+    """A 404 raised in the router replica reaches the ingress as itself (not a RayTaskError's text),
+    and the HTTP answer names the request field from the error's `loc`."""
+    from ray.exceptions import RayTaskError
+
+    from flywheel.registry.governor import NotFound
+    from flywheel.services.deployments.governance_client import ServeGovernance
+
+    router = serve.get_deployment_handle("router", app_name=APP_NAME)
+    with pytest.raises(RayTaskError) as wrapped:
+        router.show.remote(WF, 9999).result()
+    assert isinstance(wrapped.value.cause, NotFound) and wrapped.value.cause.loc == ("path", "version")
+    with pytest.raises(NotFound) as raised:
+        asyncio.run(ServeGovernance(router).show(WF, 9999))
+    assert type(raised.value) is NotFound and (raised.value.status, raised.value.loc) == (404, ("path", "version"))
+
+    mlops = _as(tokens["mlops"])
+    r = client.get(f"/v1/workflows/{WF}/versions/9999", headers=mlops)
+    assert r.status_code == 404 and r.json()["detail"][0]["loc"] == ["path", "version"], r.text
+    r = client.get("/v1/workflows/nope/history", headers=mlops)
+    assert r.status_code == 404 and r.json()["detail"][0]["loc"] == ["path", "workflow"], r.text
+    r = client.post(f"/v1/workflows/{WF}/pin", headers=_as(tokens["operator"]), json={"version": 9999, "reason": "x"})
+    assert r.status_code == 404 and r.json()["detail"][0]["loc"] == ["body", "version"], r.text

@@ -41,27 +41,60 @@ def test_concurrent_resumes_act_once(client):
     assert codes == [200] + [409] * 7
 
 
-def test_published_config_reaches_the_ingress(client, flywheel_url):
-    """A config published to the router deployment becomes the version runs are decided with."""
+def test_an_approved_version_reaches_the_ingress(client, serve_settings):
+    """A version proposed through the ledger's outbox goes through the governor (policy, review,
+    audit) and becomes the version runs are decided with: there is no other way to make one live."""
     import time
 
     from ray import serve
 
+    from flywheel.ledger import Ledger
+    from flywheel.registry.learned_config import RoutingConfig, initial_config
+    from flywheel.registry.mlflow_registry import MlflowRegistry
     from flywheel.services.app import APP_NAME
+    from flywheel.services.runtime import load_workflows
 
-    router = serve.get_deployment_handle("router", app_name=APP_NAME)
+    wf = "ticket_triage"
+    registry = MlflowRegistry(serve_settings.learning.mlflow_tracking_uri, serve_settings.learning.mlflow_artifacts)
+    champion = registry.champion_number(wf)
+    base = (registry.config(wf, champion) if champion is not None
+            else initial_config(load_workflows(serve_settings)[wf], seed=serve_settings.seed))
     live = client.get("/v1/workflows").json()
-    triage = next(w for w in live if w["name"] == "ticket_triage")
+    triage = next(w for w in live if w["name"] == wf)
     weights = {a: (5.0 if a == "strong" else -5.0) for a in triage["arms"]}
-    cfg = {"workflow": "ticket_triage", "thresholds": {"confidence": 0.5},
-           "routing": {"kind": "softmax", "weights": weights, "temperature": 1.0, "seed": 0},
-           "cost_weight": 20.0}
-    version = router.publish.remote(cfg).result()
-    deadline = time.time() + 5
-    while time.time() < deadline:
-        run = scenarios.start(client)
-        if run["decision"]["config_version"] == version:
-            break
-        time.sleep(0.05)
-    assert run["decision"]["config_version"] == version
-    assert run["decision"]["scores"]["strong"] == 5.0
+    proposal = base.model_copy(update={"version": "", "routing": RoutingConfig(
+        kind="softmax", weights=weights, temperature=1.0, seed=0)})
+    ledger = Ledger(serve_settings.resolved_database_url())
+    ledger.enqueue_version(workflow=wf, proposed_by="http-tests", position=0, config=proposal.model_dump(),
+                           evidence={}, learner_state=None, policy_state=None)
+    _, mlops = ledger.create_token("mlops", name="http-tests-mlops", created_by="tests")
+    _, operator = ledger.create_token("operator", name="http-tests-operator", created_by="tests")
+    ledger.dispose()
+    learner = serve.get_deployment_handle("learner", app_name=APP_NAME)
+    number = None
+    deadline = time.time() + 15
+    while number is None and time.time() < deadline:
+        learner.publish_now.remote().result()
+        mine = [v for v in registry.versions(wf) if v.tags.get("proposed_by") == "http-tests"]
+        number = mine[-1].number if mine else None
+        time.sleep(0.2)
+    assert number is not None, "the proposal was not registered"
+    if registry.version_tags(wf, number)["status"] == "pending":  # a change of kind waits for review
+        r = client.post(f"/v1/workflows/{wf}/versions/{number}/approve", json={"reason": "http test"},
+                        headers={"Authorization": f"Bearer {mlops}"})
+        assert r.status_code == 200, r.text
+    version = f"{wf}@v{number}"
+    try:
+        deadline = time.time() + 5
+        while time.time() < deadline:
+            run = scenarios.start(client)
+            if run["decision"]["config_version"] == version:
+                break
+            time.sleep(0.05)
+        assert run["decision"]["config_version"] == version
+        assert run["decision"]["scores"]["strong"] == 5.0
+    finally:  # the learner's bandit versions would wait for review behind a softmax champion
+        if champion is not None:
+            r = client.post(f"/v1/workflows/{wf}/rollback", json={"to": champion, "reason": "http test done"},
+                            headers={"Authorization": f"Bearer {operator}"})
+            assert r.status_code == 200, r.text

@@ -13,6 +13,7 @@ from flywheel.services.agents import make_backend
 from flywheel.services.http.api import create_api
 from flywheel.services.agents.local import LocalAgents
 from flywheel.services.deployments.agent import agent_deployment_name
+from flywheel.services.deployments.governance_client import ServeGovernance
 from flywheel.services.runtime import Runtime
 from flywheel.services.settings import AppSettings
 from flywheel.workflows.agent_io import AgentError, AgentRequest, AgentResult
@@ -108,12 +109,7 @@ def ingress_api_builder(settings: dict[str, Any]):
             watcher.start()
             runtime.on_close(watcher.stop)
             if app_settings.learning.enabled:
-                router = serve.get_deployment_handle("router", app_name=app_name)
-
-                async def govern(op: str, args: dict[str, Any]) -> dict[str, Any]:
-                    return await router.govern.remote(op, args)
-
-                runtime.govern = govern
+                runtime.governance = ServeGovernance(serve.get_deployment_handle("router", app_name=app_name))
                 learner = serve.get_deployment_handle("learner", app_name=app_name)
                 # Fire and forget: the learner reads the ledger; this only wakes it sooner.
                 runtime.on_outcomes(lambda positions: learner.notify.remote(positions))

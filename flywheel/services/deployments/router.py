@@ -5,25 +5,37 @@ policy (a hop per request would cost more than the decision); the replicas
 long-poll `watch` here and swap their copy as soon as the live version changes.
 The live version is the registry's `champion`: every router replica follows it
 (checked every `governance.sync_s`, and at once when told by `refresh`), and
-runs review and operator operations (`govern`), so MLflow is needed only by
-the router and the learner, never on the request path. When MLflow cannot be
-reached, the last known champion stays live.
+runs review and operator operations (one typed method each, raising typed
+errors), so MLflow is needed only by the router and the learner, never on the
+request path. Nothing else makes a config live: every change goes through the
+governor and its audit trail. When MLflow cannot be reached, the last known
+champion stays live.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from ray import serve
 
 from flywheel.registry.learned_config import LearnedConfig, initial_config
-from flywheel.services.governance import CHANGES_LIVE, ChampionSync, GovernanceOps
+from flywheel.registry.views import HistoryView
+from flywheel.services.governance import ChampionSync, GovernanceOps
+from flywheel.services.governance_api import (
+    AuditReport,
+    ChangeResult,
+    GovernanceDisabled,
+    ProposalDetail,
+    ProposalList,
+)
 from flywheel.services.runtime import load_workflows
 from flywheel.services.settings import AppSettings
 
 log = logging.getLogger("ray.serve")
+T = TypeVar("T")
 
 
 @serve.deployment(name="router")
@@ -78,23 +90,47 @@ class RouterDeployment:
             self._configs[config.workflow] = (config, state)
             self._changed.notify_all()
 
-    async def publish(self, config: dict[str, Any], state: bytes | None = None) -> str:
-        """Make a config (and its policy state) live for its workflow without the registry
-        (learning disabled, tests); returns its version."""
-        cfg = LearnedConfig.model_validate(config).with_version()
-        if cfg.workflow not in self._configs:
-            raise ValueError(f"workflow: unknown workflow {cfg.workflow!r}")
-        await self._set(cfg, state)
-        return cfg.version
-
-    async def govern(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        """A review or operator operation (see GovernanceOps); the live version follows at once."""
+    async def _op(self, call: Callable[[], T]) -> T:
+        """Run a GovernanceOps call in a thread; its typed errors cross the handle as they are."""
         if self._ops is None:
-            return {"error": {"status": 503, "message": "governance needs learning.enabled (the registry)"}}
-        result = await asyncio.to_thread(self._ops.dispatch, op, args)
-        if op in CHANGES_LIVE and "error" not in result:
-            await self.refresh(args.get("workflow"))
+            raise GovernanceDisabled()
+        return await asyncio.to_thread(call)
+
+    async def _live(self, call: Callable[[], ChangeResult]) -> ChangeResult:
+        """A change of what is live: the live version follows the champion at once."""
+        result = await self._op(call)
+        await self.refresh(result.workflow)
         return result
+
+    # -- review and operators (see GovernanceOps) ---------------------------------
+
+    async def proposals(self, workflow: str | None = None) -> ProposalList:
+        return await self._op(lambda: self._ops.proposals(workflow))
+
+    async def show(self, workflow: str, version: int | None = None) -> ProposalDetail:
+        return await self._op(lambda: self._ops.show(workflow, version))
+
+    async def approve(self, workflow: str, version: int | None, *, actor: str, reason: str) -> ChangeResult:
+        return await self._live(lambda: self._ops.approve(workflow, version, actor=actor, reason=reason))
+
+    async def reject(self, workflow: str, version: int | None, *, actor: str, reason: str) -> ChangeResult:
+        return await self._op(lambda: self._ops.reject(workflow, version, actor=actor, reason=reason))
+
+    async def pin(self, workflow: str, version: int, *, actor: str, reason: str) -> ChangeResult:
+        return await self._live(lambda: self._ops.pin(workflow, version, actor=actor, reason=reason))
+
+    async def unpin(self, workflow: str, *, actor: str, reason: str) -> ChangeResult:
+        return await self._live(lambda: self._ops.unpin(workflow, actor=actor, reason=reason))
+
+    async def rollback(self, workflow: str, to: int | None, *, actor: str, reason: str,
+                       pin: bool = False) -> ChangeResult:
+        return await self._live(lambda: self._ops.rollback(workflow, to, actor=actor, reason=reason, pin=pin))
+
+    async def history(self, workflow: str) -> HistoryView:
+        return await self._op(lambda: self._ops.history(workflow))
+
+    async def audit_verify(self) -> AuditReport:
+        return await self._op(lambda: self._ops.audit_verify())
 
     async def watch(self, known: dict[str, str], timeout_s: float = 10.0) -> list[tuple[dict[str, Any], bytes | None]]:
         """(config, policy state) of the workflows whose live version differs from `known`;

@@ -1,14 +1,20 @@
 """HTTP endpoints of review (mlops) and operators: proposals, approve, reject, pin, unpin,
-rollback, history, audit verification. The actor of every change is the caller's token."""
+rollback, history, audit verification. The actor of every change is the caller's token.
+
+Each endpoint calls one typed method of the runtime's GovernanceClient; a GovernanceError
+becomes the response from its `status` and `loc` (the request field it concerns)."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
+from flywheel.registry.governor import GovernanceError
+from flywheel.services.governance_api import GovernanceClient
 from flywheel.services.http.auth import Principal, require
 
 
@@ -58,79 +64,86 @@ class AuditVerifyOut(BaseModel):
 REVIEWERS = ("mlops", "operator")
 
 
+def _error(status: int, loc: list[str], message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"detail": [{"loc": loc, "msg": message}]})
+
+
+async def _client(request: Request) -> GovernanceClient:
+    """The runtime's governance client, or a 503 when this service has no registry."""
+    runtime = await request.app.state.holder.get()
+    if runtime.governance is None:
+        raise HTTPException(status_code=503, detail=[
+            {"loc": ["service"], "msg": "governance needs the registry (learning.enabled)"}])
+    return runtime.governance
+
+
+async def _answer(call: Awaitable[Any]) -> Any:
+    """The operation's result, or its GovernanceError as a response from the error's typed fields."""
+    try:
+        return await call
+    except GovernanceError as e:
+        return _error(e.status, list(e.loc) or ["path", "workflow"], str(e))
+
+
 def governance_router() -> APIRouter:
     router = APIRouter(prefix="/v1", tags=["governance"])
-
-    async def call(request: Request, op: str, args: dict[str, Any]) -> Any:
-        runtime = await request.app.state.holder.get()
-        if runtime.govern is None:
-            return JSONResponse(status_code=503, content={"detail": [
-                {"loc": ["service"], "msg": "governance needs the registry (learning.enabled)"}]})
-        result = await runtime.govern(op, args)
-        if "error" in result:
-            e = result["error"]
-            loc = ["path", "workflow"] if e["status"] == 404 and "workflow:" in e["message"] else ["path"]
-            return JSONResponse(status_code=e["status"], content={"detail": [{"loc": loc, "msg": e["message"]}]})
-        return result
+    Client = Depends(_client)
 
     @router.get("/proposals")
     async def list_proposals(
-        request: Request,
         workflow: str | None = Query(default=None, description="Only this workflow's proposals."),
         who: Principal = Depends(require(*REVIEWERS)),
+        gov: GovernanceClient = Client,
     ) -> Any:
         """Versions waiting for review, with status, what proposed them and the policy's notes."""
-        return await call(request, "proposals", {"workflow": workflow})
+        return await _answer(gov.proposals(workflow))
 
-    @router.get("/workflows/{workflow}/versions/{number}")
-    async def show_version(request: Request, workflow: str, number: int,
-                           who: Principal = Depends(require(*REVIEWERS))) -> Any:
+    @router.get("/workflows/{workflow}/versions/{version}")
+    async def show_version(workflow: str, version: int, who: Principal = Depends(require(*REVIEWERS)),
+                           gov: GovernanceClient = Client) -> Any:
         """A version with its diff against the champion, its evidence (outcomes, estimated gain
         and its standard error, drift events) and what proposed it."""
-        return await call(request, "show", {"workflow": workflow, "number": number})
+        return await _answer(gov.show(workflow, version))
 
-    @router.post("/workflows/{workflow}/versions/{number}/approve", response_model=ChangeOut)
-    async def approve(request: Request, workflow: str, number: int, body: ReviewRequest,
-                      who: Principal = Depends(require("mlops"))) -> Any:
+    @router.post("/workflows/{workflow}/versions/{version}/approve", response_model=ChangeOut)
+    async def approve(workflow: str, version: int, body: ReviewRequest,
+                      who: Principal = Depends(require("mlops")), gov: GovernanceClient = Client) -> Any:
         """Make a pending version champion; the caller's token names the reviewer."""
-        return await call(request, "approve",
-                          {"workflow": workflow, "number": number, "actor": who.name, "reason": body.reason})
+        return await _answer(gov.approve(workflow, version, actor=who.name, reason=body.reason))
 
-    @router.post("/workflows/{workflow}/versions/{number}/reject", response_model=ChangeOut)
-    async def reject(request: Request, workflow: str, number: int, body: ReviewRequest,
-                     who: Principal = Depends(require("mlops"))) -> Any:
+    @router.post("/workflows/{workflow}/versions/{version}/reject", response_model=ChangeOut)
+    async def reject(workflow: str, version: int, body: ReviewRequest,
+                     who: Principal = Depends(require("mlops")), gov: GovernanceClient = Client) -> Any:
         """Reject a pending version, with the reason."""
-        return await call(request, "reject",
-                          {"workflow": workflow, "number": number, "actor": who.name, "reason": body.reason})
+        return await _answer(gov.reject(workflow, version, actor=who.name, reason=body.reason))
 
     @router.post("/workflows/{workflow}/pin", response_model=ChangeOut)
-    async def pin(request: Request, workflow: str, body: PinRequest,
-                  who: Principal = Depends(require("operator"))) -> Any:
+    async def pin(workflow: str, body: PinRequest, who: Principal = Depends(require("operator")),
+                  gov: GovernanceClient = Client) -> Any:
         """Hold a version live: learners keep proposing, nothing goes live until unpinned."""
-        return await call(request, "pin",
-                          {"workflow": workflow, "number": body.version, "actor": who.name, "reason": body.reason})
+        return await _answer(gov.pin(workflow, body.version, actor=who.name, reason=body.reason))
 
     @router.post("/workflows/{workflow}/unpin", response_model=ChangeOut)
-    async def unpin(request: Request, workflow: str, body: UnpinRequest,
-                    who: Principal = Depends(require("operator"))) -> Any:
+    async def unpin(workflow: str, body: UnpinRequest, who: Principal = Depends(require("operator")),
+                    gov: GovernanceClient = Client) -> Any:
         """Release the pin; the newest version held meanwhile goes live if policy allows."""
-        return await call(request, "unpin", {"workflow": workflow, "actor": who.name, "reason": body.reason})
+        return await _answer(gov.unpin(workflow, actor=who.name, reason=body.reason))
 
     @router.post("/workflows/{workflow}/rollback", response_model=ChangeOut)
-    async def rollback(request: Request, workflow: str, body: RollbackRequest,
-                       who: Principal = Depends(require("operator"))) -> Any:
+    async def rollback(workflow: str, body: RollbackRequest, who: Principal = Depends(require("operator")),
+                       gov: GovernanceClient = Client) -> Any:
         """Restore an earlier version exactly (default: the previous champion)."""
-        return await call(request, "rollback", {"workflow": workflow, "to": body.to, "actor": who.name,
-                                                "reason": body.reason, "pin": body.pin})
+        return await _answer(gov.rollback(workflow, body.to, actor=who.name, reason=body.reason, pin=body.pin))
 
     @router.get("/workflows/{workflow}/history")
-    async def history(request: Request, workflow: str, who: Principal = Depends(require(*REVIEWERS))) -> Any:
+    async def history(workflow: str, who: Principal = Depends(require(*REVIEWERS)),
+                      gov: GovernanceClient = Client) -> Any:
         """Every version (status, who proposed, reviewed or pinned it, why) and every audited change."""
-        return await call(request, "history", {"workflow": workflow})
+        return await _answer(gov.history(workflow))
 
     @router.get("/audit/verify", response_model=AuditVerifyOut)
-    async def audit_verify(request: Request, who: Principal = Depends(require(*REVIEWERS))) -> Any:
+    async def audit_verify(who: Principal = Depends(require(*REVIEWERS)), gov: GovernanceClient = Client) -> Any:
         """Check the hash chain of the audit trail: names any edited, inserted or deleted entry."""
-        return await call(request, "audit_verify", {})
+        return await _answer(gov.audit_verify())
 
     return router

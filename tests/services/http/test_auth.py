@@ -37,9 +37,9 @@ CORE: dict[tuple[str, str], set[str] | None] = {
 }
 GOVERNANCE: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/v1/proposals"): REVIEW,
-    ("GET", "/v1/workflows/{workflow}/versions/{number}"): REVIEW,
-    ("POST", "/v1/workflows/{workflow}/versions/{number}/approve"): {"mlops"},
-    ("POST", "/v1/workflows/{workflow}/versions/{number}/reject"): {"mlops"},
+    ("GET", "/v1/workflows/{workflow}/versions/{version}"): REVIEW,
+    ("POST", "/v1/workflows/{workflow}/versions/{version}/approve"): {"mlops"},
+    ("POST", "/v1/workflows/{workflow}/versions/{version}/reject"): {"mlops"},
     ("POST", "/v1/workflows/{workflow}/pin"): {"operator"},
     ("POST", "/v1/workflows/{workflow}/unpin"): {"operator"},
     ("POST", "/v1/workflows/{workflow}/rollback"): {"operator"},
@@ -47,7 +47,7 @@ GOVERNANCE: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/v1/audit/verify"): REVIEW,
 }
 EXPECTED = {**CORE, **GOVERNANCE}
-PATH_VALUES = {"workflow": "ticket_triage", "run_id": "no-such-run", "number": "1"}
+PATH_VALUES = {"workflow": "ticket_triage", "run_id": "no-such-run", "version": "1"}
 
 
 @pytest.fixture(scope="module")
