@@ -186,6 +186,8 @@ class VersionOutboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     published_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     published_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String, nullable=True)
+    claimed_at: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
 class TokenRow(Base):
