@@ -72,8 +72,7 @@ def unpublished(connection: Connection, limit: int) -> list[OutboxVersion]:
 def claim_next(connection: Connection, claimant: str, now: float, lease_s: float) -> OutboxVersion | None:
     """Claim for ``claimant`` the oldest waiting row that heads its workflow's queue and is free.
 
-    Free: never claimed, claimed by ``claimant``, or claimed longer than
-    ``lease_s`` ago. Rows another transaction is claiming right now are
+    Free: not claimed, or claimed longer than ``lease_s`` ago. Rows another transaction is claiming right now are
     skipped (PostgreSQL); on SQLite the caller's ``BEGIN IMMEDIATE`` already
     serializes claims.
     """
@@ -82,7 +81,7 @@ def claim_next(connection: Connection, claimant: str, now: float, lease_s: float
     heads_queue = ~exists().where(
         earlier.c.workflow == row.c.workflow, earlier.c.published_number.is_(None), earlier.c.id < row.c.id
     )
-    free = or_(row.c.claimed_at.is_(None), row.c.claimed_by == claimant, row.c.claimed_at < now - lease_s)
+    free = or_(row.c.claimed_at.is_(None), row.c.claimed_at < now - lease_s)
     found = connection.execute(
         select(row)
         .where(row.c.published_number.is_(None), heads_queue, free)
@@ -119,7 +118,8 @@ def mark_published(connection: Connection, outbox_id: int, number: int) -> None:
 
 
 def mark_failed(connection: Connection, outbox_id: int, error: str, claimant: str | None = None) -> None:
-    """Count a failed attempt; ``claimant`` (when given) gives up its claim so a retry need not wait."""
+    """Count a failed attempt; ``claimant`` (when given) gives up its claim so a retry need not wait
+    (when the claim is no longer ``claimant``'s, the row is another publisher's and is left alone)."""
     values: dict[str, Any] = {"attempts": version_outbox.c.attempts + 1, "last_error": error[:2000]}
     if claimant is not None:
         values.update(claimed_by=None, claimed_at=None)
