@@ -167,7 +167,8 @@ class VersionOutboxRow(Base):
     """A learned-config version proposed by a learner, kept until the registry (MLflow) has it.
 
     Rows are published in id order; once published, the states are dropped and
-    the row keeps the registry's version number.
+    the row keeps the registry's version number. A publisher claims a row first
+    (``claimed_by``, ``claimed_at``: a lease, see :mod:`flywheel.ledger.versions`).
     """
 
     __tablename__ = "version_outbox"
