@@ -172,8 +172,11 @@ class ServedLoop:
         return judged
 
     def _follow(self, workflow: str) -> None:
-        champion = self.registry.champion(workflow)
-        if champion is not None and self.book.apply(champion.config, champion.policy_state):
+        number = self.registry.champion_number(workflow)  # as a router's ChampionSync fetches it
+        if number is None:
+            return
+        champion = self.registry.version(workflow, number, learner=False)
+        if self.book.apply(champion.config, champion.policy_state):
             self.stats.applied.append(champion.config.version)
 
     def live_thresholds(self, workflow: str) -> dict[str, float]:
