@@ -1,7 +1,8 @@
 """The simulation benchmark over every shipped scenario: the learning system against the
 best static config (one fixed arm per workflow, best in hindsight) and an oracle that
 knows the world (the arm of highest expected reward per request). See
-flywheel/learners/bench_sim.py for the definitions of regret and recovery.
+flywheel/eval/bench_sim.py for the definitions of regret and recovery. Every run goes through the
+served path (engines, ledger, learning loop, governor, MLflow registry: flywheel/eval/served.py).
 
     python benchmarks/sim_scenarios.py [--runs 20000] [--seed 0] [--jobs 2] [--extra-seeds 1,2]
 
@@ -9,7 +10,7 @@ Prints a table and writes benchmarks/results/sim_scenarios.json. `--extra-seeds`
 every scenario with other seeds (other learners' coin flips and another world draw) and
 reports each seed's ratio and recovery and the mean ratio over all seeds run: one seed's
 figures swing by 0.2 or more when a router locks into a near tie, so the mean is the
-fairer figure to compare variants by (about 10 s per scenario and seed on one core).
+fairer figure to compare variants by.
 """
 
 from __future__ import annotations
@@ -46,12 +47,15 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         "recovered": None if r["recovery"] is None else r["recovery"]["recovered"],
         "human_share": r["human_share"],
         "unattended_error_vs_target": errors,
+        "versions_judged": r["served"]["versions_judged"],
+        "runs_per_s": r["runs_per_s"],
         "wall_s": r["wall_s"],
     }
 
 
 def _print(rows: list[dict[str, Any]]) -> None:
-    head = f"{'scenario':<14}{'regret':>9}{'static':>9}{'ratio':>7}{'recovery':>10}{'human':>7}  unattended error / target"
+    head = (f"{'scenario':<14}{'regret':>9}{'static':>9}{'ratio':>7}{'recovery':>10}{'human':>7}{'versions':>9}"
+            f"{'runs/s':>8}  unattended error / target")
     print(head)
     print("-" * len(head))
     for r in rows:
@@ -61,8 +65,9 @@ def _print(rows: list[dict[str, Any]]) -> None:
         else:
             rec = str(r["recovery_runs"]) if r["recovered"] else "never"
         errs = "  ".join(f"{wf}: {e:.3f}/{t:.2f}" for wf, (e, t) in r["unattended_error_vs_target"].items())
+        versions = sum(r["versions_judged"].values())
         print(f"{r['scenario']:<14}{r['regret']:>9.1f}{r['static_regret']:>9.1f}{ratio:>7}{rec:>10}"
-              f"{r['human_share']:>7.3f}  {errs}")
+              f"{r['human_share']:>7.3f}{versions:>9}{r['runs_per_s']:>8.0f}  {errs}")
 
 
 def _over_seeds(results: list[dict[str, Any]], seeds: list[int]) -> dict[str, dict[str, Any]]:

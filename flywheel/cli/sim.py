@@ -82,6 +82,8 @@ def render(result: dict[str, Any]) -> Any:
         ("recovery", recovery),
         ("human share", fmt(result["human_share"])),
         ("unattended error rate", fmt(result["unattended_error_rate"])),
+        ("versions judged (served path)", ", ".join(f"{k} {v}" for k, v in result["served"]["versions_judged"].items())),
+        ("runs/s (served path)", fmt(result["runs_per_s"], 1)),
     ):
         head.add_row(name, value)
     per = Table()

@@ -34,6 +34,7 @@ from flywheel.learners.base import described
 from flywheel.learners.laplace import Laplace
 from flywheel.learners.linear_bandit import Featurized, LinearBandit
 from flywheel.eval.routerbench import RouterBenchTable
+from flywheel.eval.served_replay import SERVED_WEIGHT, served_pass
 
 # The router under test: LinearBandit with the laplace solver on hashed words + text
 # statistics (+ embeddings with the `embeddings` extra), each outcome weighted by its
@@ -285,6 +286,7 @@ def run_bench(
     featurizer_args: dict[str, Any] | None = None,
     workers: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
+    served: float | None = SERVED_WEIGHT,
 ) -> dict[str, Any]:
     """The benchmark of one table; a JSON-ready dict.
 
@@ -293,7 +295,9 @@ def run_bench(
     points, passes and seconds (of the sweep); the full-feedback figures are under
     `full_feedback`; `halves` holds the same figures on each half of the stream (the
     router learning, then learned); wall_seconds is the whole run's, featurization included.
-    `progress(feedback, done, total)` is called after each pass.
+    `progress(feedback, done, total)` is called after each pass. `served`: the cost weight
+    of one bandit-feedback pass through the served path (flywheel.eval.served_replay), under
+    `served` beside the in-process pass at that weight; None: no such pass.
     """
     t0 = time.perf_counter()
     fz, feats, used = featurize_table(table, features, featurizer_args)
@@ -323,7 +327,25 @@ def run_bench(
             out.update(figures)
         else:
             out["full_feedback"] = figures
+    if served is not None:
+        out["served"] = _served_figures(replay, served, out.get("points", []))
     out["wall_seconds"] = time.perf_counter() - t0
+    return out
+
+
+def _served_figures(replay: _Replay, weight: float, points: list[dict[str, Any]]) -> dict[str, Any]:
+    """The served pass at `weight` beside the in-process bandit pass at the same weight."""
+    table = replay.table
+    chosen, facts = served_pass(table, replay.order, replay.learn_q, weight, seed=replay.seed)
+    whole = _outcome(table, replay.order, chosen)
+    in_process = next((p for p in points if p["cost_weight"] == weight), None) or asdict(replay.run(weight, "bandit"))
+    out: dict[str, Any] = {**facts, "cost": whole.cost, "quality": whole.quality, "shares": whole.shares,
+                           "in_process": {k: in_process[k] for k in ("cost", "quality", "shares")}}
+    if len(table.models) == 2:
+        strong, weak = strong_and_weak(table)
+        mq = table.mean_quality()
+        out["pgr"] = rm.pgr(whole.quality, mq[weak], mq[strong])
+        out["in_process"]["pgr"] = rm.pgr(in_process["quality"], mq[weak], mq[strong])
     return out
 
 
@@ -347,6 +369,13 @@ def render(result: dict[str, Any]) -> str:
         if fig and fig.get("halves"):
             lines.append(f"  {name} {keys[0]} by half of the stream: " + ", ".join(
                 f"{'first' if h == 0 else 'second'} {_f(half[keys[0]])}" for h, half in enumerate(fig["halves"])))
+    sv = result.get("served")
+    if sv:
+        ip = sv["in_process"]
+        lines.append(f"  served path at cost weight {sv['cost_weight']:g}: cost {sv['cost']:.3f}, quality "
+                     f"{sv['quality']:.3f}" + (f", PGR {sv['pgr']:.3f}" if "pgr" in sv else "")
+                     + f" ({sum(sv['versions_judged'].values())} versions, {sv['seconds']:.0f} s); in process: cost "
+                     f"{ip['cost']:.3f}, quality {ip['quality']:.3f}" + (f", PGR {ip['pgr']:.3f}" if "pgr" in ip else ""))
     for name, fig in (("bandit", result), ("full", result.get("full_feedback"))):
         if fig and "points" in fig:
             lines.append(f"  {name} points (cost weight: cost, quality, explored):")

@@ -1,18 +1,30 @@
 """The simulation benchmark: the learning system against the best static config and an oracle.
 
-In-process (no HTTP, no Ray), one scenario, one tick at a time:
+Through the served path (flywheel.eval.served.ServedLoop: no HTTP, no Ray, but the
+engines, ledger, learning loop, governor and MLflow registry production runs),
+`batch` ticks at a time:
 
-1. the TrafficGenerator gives the tick's request; its workflow's WorkflowLearner
-   decides on `features_of(spec, input)`;
-2. the Environment answers with the chosen model. `ModelUnavailable` is a failed
-   run (quality 0, cost 0, latency 0), which the engine sees at once, so the
-   learner learns it at once;
-3. an answer passes the workflow's gate (its first gate step) when its confidence
-   is at or above the learner's current threshold; otherwise the HumanReviewer
-   reviews it (approve, reject or edit);
-4. the OutcomeReporter schedules the run's outcome (on time, late, never, twice);
-   outcomes due at this tick are learned, each event_id once, as a LearningExample
-   whose `correct` is the outcome's `success` and `human_override` its override.
+1. the TrafficGenerator gives the tick's request; its workflow's Engine runs it with
+   the live config (the initial config, then the registry's champion): the route
+   step decides with the champion's policy state and logs its version
+   (`<workflow>@v<n>`), the SimAgent answers as the Environment's model
+   (`ModelUnavailable` is a failed run, which the client reports at once as an
+   outcome of quality 0), the gate compares the answer's confidence with the
+   champion's threshold; below it the run waits for a human;
+2. the batch's runs are written to the ledger; each waiting run is resumed with the
+   HumanReviewer's verdict (approve, reject or edit), which is an outcome too, as the
+   runtime posts it;
+3. the OutcomeReporter schedules each answered run's outcome (on time, late, never,
+   twice); those due are posted to the ledger, which stores each event_id once;
+4. the LearningLoop learns the new outcomes and, every `publish_every_outcomes`
+   outcomes or `publish_every_s` seconds of simulated time (`runs_per_s` runs a
+   second), proposes a version; the Governor judges it by configs/policies.yaml
+   (thresholds move at most 0.1 a version) and registers it in MLflow; a new
+   champion is applied to the engines' ConfigBook before the next batch.
+
+`served` in the result says how many versions were judged (by status), how many
+champions went live and how many runs each kind of config decided; the thresholds'
+trajectories are the served ones (the learner's own are `learner_thresholds`).
 
 Reward: the workflow objective applied to the answer's quality, cost and latency
 (quality_weight * quality - cost_weight * cost - latency_weight * latency). The
@@ -28,7 +40,7 @@ it does not count the coin flips of the world, which no policy controls. The
 realized rewards (the environment's draws for every arm on the same requests)
 are reported under `realized`.
 
-- system: the arm the learner chose;
+- system: the arm the served policy chose;
 - static: per workflow, the single arm with the best total reward in hindsight;
 - oracle: per request, the arm of highest expected reward at that tick.
 
@@ -52,15 +64,16 @@ was from the oracle's when the change came.
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from flywheel.learners.base import described
-from flywheel.learners.examples import LearningExample
-from flywheel.eval.recovery import route_recovery
+from flywheel.eval.served import ServedLoop, SimClock
+from flywheel.eval.sim_summary import effective_params, summarize
+from flywheel.ledger.records import OutcomeEvent, RunRecord
 from flywheel.sim import (
     Environment,
     HumanReviewer,
@@ -71,27 +84,31 @@ from flywheel.sim import (
     load_scenario,
     spec_mismatches,
 )
-from flywheel.learners.workflow_learner import WorkflowLearner
-from flywheel.workflows.inputs import features_of
+from flywheel.sim.agent import TICK_KEY, SimAgent
+from flywheel.workflows.agent_io import AgentRequest, AgentResult
+from flywheel.workflows.engine import HumanDecision
 from flywheel.workflows.loading import load_dir, packaged_configs
 from flywheel.workflows.reward import reward
 from flywheel.workflows.spec import Objective, WorkflowSpec
 
 GRADED_RIGHT, GRADED_WRONG = 0.825, 0.3  # mean graded score of a right / wrong report
 TICKET_TOKENS_OUT = 23.0  # mean of randint(6, 40): a label's output tokens
+RUNS_PER_S = 50.0
+"""Simulated traffic: runs per second of the clock the learning loop's `publish_every_s` reads."""
+BATCH = 25
+"""Runs per ledger batch; the learner steps (and publishes what is due) after each batch."""
+PUBLISH_EVERY_OUTCOMES, PUBLISH_EVERY_S = 200, 10.0
+"""The learning loop's cadence: configs/app.yaml's `learning` defaults."""
 
 
-@dataclass(slots=True)
-class _Run:
-    workflow: str
-    x: dict[str, Any]
-    arm: str
-    propensity: float
-    confidence: float
-    cost: float
-    latency_s: float
-    gate: str | None
-    tick: int
+class SimAgents:
+    """The AgentCaller of the simulated world: one SimAgent per model, named by its model."""
+
+    def __init__(self, environment: Environment, models: list[str]):
+        self.agents = {m: SimAgent(environment, m) for m in models}
+
+    async def __call__(self, agent: str, request: AgentRequest) -> AgentResult:
+        return await self.agents[agent].run(request)
 
 
 class ExpectedReward:
@@ -135,138 +152,191 @@ def run_sim(
     tolerance: float = 0.10,
     progress: Callable[[int], None] | None = None,
     trace: list[tuple[int, str, str, str, dict[str, float]]] | None = None,
+    runs_per_s: float = RUNS_PER_S,
+    batch: int = BATCH,
+    publish_every_outcomes: int = PUBLISH_EVERY_OUTCOMES,
+    publish_every_s: float = PUBLISH_EVERY_S,
+    folder: str | Path | None = None,
 ) -> dict[str, Any]:
-    """Run the benchmark; returns the JSON-ready result (see the module docstring).
+    """Run the benchmark through the served path; returns the JSON-ready result (see the module docstring).
 
     `seed` seeds the learners, and the world at the scenario's seed + `seed`;
     `learner`: extra keyword arguments of every WorkflowLearner; `progress` is called
     with the ticks done every 500 ticks; `trace`, when given, gets one
     (tick, workflow, system arm, oracle arm, expected reward of every arm) per run.
+    `runs_per_s`, `batch`, `publish_every_*`: the served path's pace (module constants);
+    `folder` keeps the ledger and the MLflow registry (default: a temporary folder).
     """
     started = time.perf_counter()
     sc = scenario if isinstance(scenario, Scenario) else load_scenario(scenario)
-    world_seed = sc.seed + seed
-    n_runs = sc.runs if runs is None else runs
-    specs = _specs(sc, workflows_dir)
-    env = Environment(sc, seed=world_seed)
-    oracle_model = ExpectedReward(sc, env)
-    reporter = OutcomeReporter(env, sc, seed=world_seed)
-    reviewer = HumanReviewer(sc, seed=world_seed)
-    learners = {wf: WorkflowLearner(spec, seed=seed, **(learner or {})) for wf, spec in specs.items()}
-    gates = {wf: next(iter(spec.gates), None) for wf, spec in specs.items()}
+    sim = _ServedSim(sc, runs, seed, _specs(sc, workflows_dir), runs_per_s=runs_per_s, batch=batch)
+    with tempfile.TemporaryDirectory(prefix="flywheel-sim-") as tmp:
+        served = ServedLoop(
+            sim.specs, SimAgents(sim.env, list(sim.env.models)), folder or tmp, seed=seed, learner=learner,
+            publish_every_outcomes=publish_every_outcomes, publish_every_s=publish_every_s, clock=SimClock(),
+        )
+        setup_s = time.perf_counter() - started
+        try:
+            result = asyncio.run(sim.run(served, window, tolerance, progress, trace))
+        finally:
+            served.close()
+    result["served"]["setup_s"] = round(setup_s, 2)  # the ledger's and MLflow's tables created
+    result["wall_s"] = round(time.perf_counter() - started, 2)
+    return result
 
-    arms = {wf: spec.arms for wf, spec in specs.items()}
-    totals = {wf: Counter() for wf in specs}  # "system", "oracle", "arm:<a>", realized "r:..."
-    routes: dict[str, list[tuple[int, str, str]]] = {wf: [] for wf in specs}  # (tick, system arm, oracle arm)
-    gate_stats = {wf: Counter() for wf in specs}
-    span = max(1, -(-n_runs // 10))  # ticks per window of the gate's figures over time
-    gate_windows: dict[str, list[Counter]] = {wf: [Counter() for _ in range(10)] for wf in specs}
-    trajectory: dict[str, dict[str, list[tuple[int, float]]]] = {wf: {g: [] for g in s.gates} for wf, s in specs.items()}
-    every = max(1, n_runs // 20)
-    pending: dict[str, _Run] = {}
-    seen: set[str] = set()
-    duplicates = 0
 
-    for req in TrafficGenerator(sc, seed=world_seed, runs=n_runs):
-        wf, t = req.workflow, req.tick
-        spec, lrn, tot = specs[wf], learners[wf], totals[wf]
-        obj = spec.objective
-        x = features_of(spec, req.input)
-        choice = lrn.decide(x, req.key)
-        expected = {a: oracle_model.of(a, wf, req.input, t, obj) for a in arms[wf]}
-        best = max(arms[wf], key=expected.__getitem__)
-        tot["system"] += expected[choice.arm]
+class _ServedSim:
+    """One scenario's traffic through a ServedLoop, tallied against the static config and the oracle."""
+
+    def __init__(self, sc: Scenario, runs: int | None, seed: int, specs: dict[str, WorkflowSpec], *,
+                 runs_per_s: float, batch: int):
+        self.sc, self.seed, self.specs = sc, seed, specs
+        self.world_seed = sc.seed + seed
+        self.n_runs = sc.runs if runs is None else runs
+        self.runs_per_s, self.batch = runs_per_s, max(1, batch)
+        self.env = Environment(sc, seed=self.world_seed)
+        self.oracle_model = ExpectedReward(sc, self.env)
+        self.reporter = OutcomeReporter(self.env, sc, seed=self.world_seed)
+        self.reviewer = HumanReviewer(sc, seed=self.world_seed)
+        self.traffic = TrafficGenerator(sc, seed=self.world_seed, runs=self.n_runs)
+        self.arms = {wf: spec.arms for wf, spec in specs.items()}
+        self.totals = {wf: Counter() for wf in specs}  # "system", "oracle", "arm:<a>", realized "r:..."
+        self.routes: dict[str, list[tuple[int, str, str]]] = {wf: [] for wf in specs}  # (tick, system, oracle)
+        self.gate_stats = {wf: Counter() for wf in specs}
+        self.span = max(1, -(-self.n_runs // 10))  # ticks per window of the gate's figures over time
+        self.gate_windows: dict[str, list[Counter]] = {wf: [Counter() for _ in range(10)] for wf in specs}
+        self.trajectory: dict[str, dict[str, list[tuple[int, float]]]] = {
+            wf: {g: [] for g in s.gates} for wf, s in specs.items()
+        }
+        self.counts = Counter()  # duplicates, human verdicts, failures reported, outcomes stored
+
+    async def run(self, served: ServedLoop, window: int, tolerance: float,
+                  progress: Callable[[int], None] | None,
+                  trace: list[tuple[int, str, str, str, dict[str, float]]] | None) -> dict[str, Any]:
+        started = time.perf_counter()
+        every = max(1, self.n_runs // 20)
+        for first in range(0, self.n_runs, self.batch):
+            ticks = range(first, min(self.n_runs, first + self.batch))
+            runs: list[RunRecord] = []
+            waiting: list[tuple[RunRecord, HumanDecision]] = []
+            events: list[OutcomeEvent] = []
+            for t in ticks:
+                served.clock.now = t / self.runs_per_s
+                run, review = await self._tick(served, t, events, trace)
+                runs.append(run)
+                if review is not None:
+                    waiting.append((run, review))
+                if progress is not None and (t + 1) % 500 == 0:
+                    progress(t + 1)
+            served.store(runs)
+            for run, decision in waiting:
+                events.append((await served.resume(run, decision))[1])
+            events.extend(self.reporter.due(ticks[-1]))
+            report = served.post(events)
+            self.counts["duplicates"] += report.duplicate
+            self.counts["stored"] += report.new
+            for t in ticks:  # the thresholds these runs were gated with
+                if t % every == 0 or t == self.n_runs - 1:
+                    for wf in self.specs:
+                        for gate_id, value in served.live_thresholds(wf).items():
+                            self.trajectory[wf][gate_id].append((t, value))
+            served.learn()
+        return self._result(served, window, tolerance, time.perf_counter() - started)
+
+    async def _tick(self, served: ServedLoop, t: int, events: list[OutcomeEvent],
+                    trace: list[tuple[int, str, str, str, dict[str, float]]] | None
+                    ) -> tuple[RunRecord, HumanDecision | None]:
+        """Run tick t's request through the engine; tally it; schedule its outcome."""
+        req = self.traffic.at(t)
+        wf = req.workflow
+        obj, tot, arms = self.specs[wf].objective, self.totals[wf], self.arms[wf]
+        run_id = f"{req.key}/{wf}"
+        run = await served.start(run_id, wf, req.input, {TICK_KEY: str(t)})
+        assert run.decision is not None
+        arm = run.decision.arm
+        expected = {a: self.oracle_model.of(a, wf, req.input, t, obj) for a in arms}
+        best = max(arms, key=expected.__getitem__)
+        tot["system"] += expected[arm]
         tot["oracle"] += expected[best]
-        routes[wf].append((t, choice.arm, best))
+        self.routes[wf].append((t, arm, best))
         if trace is not None:
-            trace.append((t, wf, choice.arm, best, expected))
+            trace.append((t, wf, arm, best, expected))
         realized = {}
-        for a in arms[wf]:
+        for a in arms:
             try:
-                r = env.respond(a, wf, req.input, t)
+                r = self.env.respond(a, wf, req.input, t)
                 realized[a] = (reward(obj, quality=r.score, cost=r.cost, latency_s=r.latency_s), r)
             except ModelUnavailable:
                 realized[a] = (0.0, None)
             tot[f"arm:{a}"] += expected[a]
             tot[f"r:arm:{a}"] += realized[a][0]
-        tot["r:system"] += realized[choice.arm][0]
+        tot["r:system"] += realized[arm][0]
         tot["r:oracle"] += realized[best][0]
-        resp = realized[choice.arm][1]
-        run_id = f"{req.key}/{wf}"
-        if resp is None:
-            gate_stats[wf]["failed"] += 1
-            lrn.learn(LearningExample(x, choice.arm, choice.propensity, 0.0, 0.0, 0.0, None, None, gates[wf],
-                                      decided_at=t))
-        else:
-            gate = gates[wf]
-            human = None
-            attended = gate is not None and resp.confidence < lrn.thresholds[gate].predict_one()
-            if attended:
-                human, _ = reviewer.review(req, resp.answer, resp.correct)
-            for c in (gate_stats[wf], gate_windows[wf][t // span]):
-                c["answered"] += 1
-                c["human"] += attended
-                c["overridden"] += human in ("reject", "edit")
-                c["unattended"] += not attended
-                c["unattended_wrong"] += not attended and not resp.correct
-            override = human in ("reject", "edit")
-            tot["r:system_with_overrides"] += realized[choice.arm][0] - (obj.override_penalty if override else 0.0)
-            pending[run_id] = _Run(wf, x, choice.arm, choice.propensity, resp.confidence, resp.cost, resp.latency_s, gate, t)
-            reporter.observe(t, run_id, req, resp.correct, resp.score, human)
-        for event in reporter.due(t):
-            if event.event_id in seen:
-                duplicates += 1
-                continue
-            seen.add(event.event_id)
-            run = pending.pop(event.run_id)
-            learners[run.workflow].learn(
-                LearningExample(
-                    x=run.x, arm=run.arm, propensity=run.propensity, quality=float(event.quality or 0.0),
-                    cost=run.cost, latency_s=run.latency_s, confidence=run.confidence,
-                    correct=event.success, gate=run.gate, human_override=event.human_override,
-                    decided_at=run.tick,
-                )
-            )
-        if t % every == 0 or t == n_runs - 1:
-            for name, each in learners.items():
-                for gate_id, value in each.thresholds_now().items():
-                    trajectory[name][gate_id].append((t, value))
-        if progress is not None and (t + 1) % 500 == 0:
-            progress(t + 1)
+        resp = realized[arm][1]
+        if resp is None or run.status == "failed":
+            # The client sees the failure at once and reports it, as the old loop learned it at once.
+            self.gate_stats[wf]["failed"] += 1
+            self.counts["failures_reported"] += 1
+            events.append(OutcomeEvent(event_id=f"{run_id}/failed", run_id=run_id, success=False, quality=0.0,
+                                       source="simulator"))
+            return run, None
+        attended = run.status == "waiting"
+        human, review = None, None
+        if attended:
+            human, edited = self.reviewer.review(req, resp.answer, resp.correct)
+            review = HumanDecision(verdict=human, reviewer="simulated", answer=edited)
+            self.counts["human_verdicts"] += 1
+        for c in (self.gate_stats[wf], self.gate_windows[wf][t // self.span]):
+            c["answered"] += 1
+            c["human"] += attended
+            c["overridden"] += human in ("reject", "edit")
+            c["unattended"] += not attended
+            c["unattended_wrong"] += not attended and not resp.correct
+        override = human in ("reject", "edit")
+        tot["r:system_with_overrides"] += realized[arm][0] - (obj.override_penalty if override else 0.0)
+        self.reporter.observe(t, run_id, req, resp.correct, resp.score, human)
+        return run, review
 
-    result = _summarize(sc, specs, learners, totals, routes, gate_stats, trajectory, window, tolerance)
-    for wf, windows in gate_windows.items():
-        result["workflows"][wf]["gate_over_time"] = [
-            {"from_run": i * span, "to_run": min(n_runs, (i + 1) * span),
-             "human_share": round(w["human"] / max(1, w["answered"]), 4),
-             "unattended_error_rate": round(w["unattended_wrong"] / max(1, w["unattended"]), 4)}
-            for i, w in enumerate(windows) if w["answered"]
-        ]
-    result.update(
-        runs=n_runs,
-        seed=seed,
-        world_seed=world_seed,
-        outcomes={**reporter.counts, "duplicates_skipped": duplicates, "learned": len(seen),
-                  "never_arrived_in_time": reporter.pending},
-        learner_params=_effective_params(next(iter(learners.values()))),
-        wall_s=round(time.perf_counter() - started, 2),
-    )
-    return result
-
-
-def _effective_params(lrn: WorkflowLearner) -> dict[str, Any]:
-    """The parameters the learners ran with (defaults filled in), for the record."""
-    out = {k: v for k, v in lrn._get_params().items() if k not in ("spec", "bandit", "threshold", "detector")}
-    b = lrn.bandit
-    out["bandit"] = {k: getattr(b, k) for k in ("epsilon", "epsilon_min", "epsilon_half_life", "shared", "ucb",
-                                               "explore_z", "cost_model")}
-    out["bandit"]["solver"] = described(b.solver)
-    gate = next(iter(lrn.thresholds.values()), None)
-    if gate is not None:
-        out["threshold"] = {k: getattr(gate, k) for k in ("n_bins", "half_life", "min_samples", "z")}
-    d = lrn.drift
-    out["detector"] = {k: getattr(d, k) for k in ("delta", "clock", "min_window_length", "grace_period")}
-    return out
+    def _result(self, served: ServedLoop, window: int, tolerance: float, wall: float) -> dict[str, Any]:
+        learners = served.loop.learners
+        result = summarize(self.sc, self.specs, learners, self.totals, self.routes, self.gate_stats,
+                           self.trajectory, window, tolerance)
+        n_runs = self.n_runs
+        for wf, windows in self.gate_windows.items():
+            result["workflows"][wf]["gate_over_time"] = [
+                {"from_run": i * self.span, "to_run": min(n_runs, (i + 1) * self.span),
+                 "human_share": round(w["human"] / max(1, w["answered"]), 4),
+                 "unattended_error_rate": round(w["unattended_wrong"] / max(1, w["unattended"]), 4)}
+                for i, w in enumerate(windows) if w["answered"]
+            ]
+            result["workflows"][wf]["learner_thresholds"] = {
+                g: round(v, 4) for g, v in learners[wf].thresholds_now().items()
+            }
+        stats = served.stats
+        published = sum(n for label, n in stats.decided_with.items() if "@v" in label)
+        result.update(
+            runs=n_runs,
+            seed=self.seed,
+            world_seed=self.world_seed,
+            outcomes={**self.reporter.counts, "duplicates_skipped": self.counts["duplicates"],
+                      "human_verdicts": self.counts["human_verdicts"],
+                      "failures_reported": self.counts["failures_reported"], "stored": self.counts["stored"],
+                      "learned": stats.learned, "never_arrived_in_time": self.reporter.pending},
+            served={
+                "versions_judged": dict(stats.judged),
+                "champions_applied": len(stats.applied),
+                "last_live": {wf: served.live_config(wf).version for wf in self.specs},
+                "runs_decided_by_published_versions": published,
+                "runs_decided_by_initial_config": n_runs - published,
+                "runs_per_s_simulated": self.runs_per_s,
+                "batch": self.batch,
+                "publish_every_outcomes": served.loop.publish_every_outcomes,
+                "publish_every_s": served.loop.publish_every_s,
+            },
+            learner_params=effective_params(next(iter(learners.values()))),
+            runs_per_s=round(n_runs / max(wall, 1e-9), 1),  # the runs alone, setup left out
+        )
+        return result
 
 
 def _specs(sc: Scenario, workflows_dir: str | Path | None) -> dict[str, WorkflowSpec]:
@@ -279,87 +349,3 @@ def _specs(sc: Scenario, workflows_dir: str | Path | None) -> dict[str, Workflow
     return specs
 
 
-def _summarize(
-    sc: Scenario,
-    specs: dict[str, WorkflowSpec],
-    learners: dict[str, WorkflowLearner],
-    totals: dict[str, Counter],
-    routes: dict[str, list[tuple[int, str, str]]],
-    gate_stats: dict[str, Counter],
-    trajectory: dict[str, dict[str, list[tuple[int, float]]]],
-    window: int,
-    tolerance: float,
-) -> dict[str, Any]:
-    per_wf: dict[str, Any] = {}
-    sums = Counter()
-    for wf, spec in specs.items():
-        tot, gs = totals[wf], gate_stats[wf]
-        static_arm = max(spec.arms, key=lambda a: tot[f"arm:{a}"])
-        n = len(routes[wf])
-        sys_shares = Counter(a for _, a, _ in routes[wf])
-        ora_shares = Counter(b for _, _, b in routes[wf])
-        fig = {
-            "runs": n,
-            "system_reward": tot["system"],
-            "static_reward": tot[f"arm:{static_arm}"],
-            "oracle_reward": tot["oracle"],
-            "static_arm": static_arm,
-            "arm_rewards": {a: round(tot[f"arm:{a}"], 3) for a in spec.arms},
-            "shares": {a: round(sys_shares[a] / max(1, n), 4) for a in spec.arms},
-            "oracle_shares": {a: round(ora_shares[a] / max(1, n), 4) for a in spec.arms},
-            "failed_runs": gs["failed"],
-            "human_share": gs["human"] / max(1, gs["answered"]),
-            "override_share": gs["overridden"] / max(1, gs["answered"]),
-            "unattended_error_rate": gs["unattended_wrong"] / max(1, gs["unattended"]),
-            "target_error_rate": spec.targets.max_unattended_error_rate,
-            "thresholds": {
-                gate: _trajectory_summary(init, trajectory[wf][gate]) for gate, init in spec.gates.items()
-            },
-            "drift_events": [
-                {"arm": e.arm, "at_update": e.at_update, "detector": e.detector,
-                 "mean_before": round(e.mean_before, 3), "mean_after": round(e.mean_after, 3)}
-                for e in learners[wf].drift_events
-            ],
-            "evidence": learners[wf].evidence(),
-        }
-        for k in ("system_reward", "static_reward", "oracle_reward"):
-            sums[k] += fig[k]
-            fig[k] = round(fig[k], 3)
-        fig["regret"] = round(fig["oracle_reward"] - fig["system_reward"], 3)
-        fig["static_regret"] = round(fig["oracle_reward"] - fig["static_reward"], 3)
-        per_wf[wf] = fig
-        for k in ("system", "oracle", "system_with_overrides"):
-            sums[f"r:{k}"] += tot[f"r:{k}"]
-        sums["r:static"] += tot[f"r:arm:{static_arm}"]
-        for k in ("answered", "human", "unattended", "unattended_wrong"):
-            sums[k] += gs[k]
-    regret = sums["oracle_reward"] - sums["system_reward"]
-    static_regret = sums["oracle_reward"] - sums["static_reward"]
-    recovery = route_recovery(sc, routes, window, tolerance)
-    return {
-        "scenario": sc.name,
-        "regret": round(regret, 3),
-        "static_regret": round(static_regret, 3),
-        "regret_ratio_vs_static": round(regret / static_regret, 4) if static_regret > 0 else None,
-        "recovery_runs": recovery["runs"] if recovery else None,
-        "system_reward": round(sums["system_reward"], 3),
-        "static_reward": round(sums["static_reward"], 3),
-        "oracle_reward": round(sums["oracle_reward"], 3),
-        "static_arms": {wf: f["static_arm"] for wf, f in per_wf.items()},
-        "human_share": round(sums["human"] / max(1, sums["answered"]), 4),
-        "unattended_error_rate": round(sums["unattended_wrong"] / max(1, sums["unattended"]), 4),
-        "realized": {k: round(sums[f"r:{k}"], 3) for k in ("system", "static", "oracle", "system_with_overrides")},
-        "recovery": recovery,
-        "workflows": per_wf,
-    }
-
-
-def _trajectory_summary(initial: float, points: list[tuple[int, float]]) -> dict[str, Any]:
-    values = [v for _, v in points] or [initial]
-    return {
-        "initial": initial,
-        "final": round(values[-1], 4),
-        "min": round(min(values), 4),
-        "max": round(max(values), 4),
-        "points": [(t, round(v, 4)) for t, v in points],
-    }

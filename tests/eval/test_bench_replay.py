@@ -55,7 +55,7 @@ def _three_model_table(path: Path, n: int = 900, seed: int = 2) -> Path:
 
 
 def _run(path: Path, **kw: object) -> dict:
-    args = dict(seed=0, features="hashed", grid=GRID, workers=1)
+    args = dict(seed=0, features="hashed", grid=GRID, workers=1, served=None)
     args.update(kw)
     return br.run_bench(load_routerbench(path), **args)  # type: ignore[arg-type]
 
@@ -126,7 +126,7 @@ def test_three_models_aiq_beats_the_models_alone(tmp_path: Path) -> None:
 
 def test_each_half_of_the_stream_is_scored_and_the_learned_half_scores_higher(tmp_path: Path) -> None:
     table = load_routerbench(_two_model_table(tmp_path / "toy.csv", topics=40))  # ~15 prompts a topic
-    result = br.run_bench(table, seed=0, features="hashed", grid=GRID, workers=1)
+    result = br.run_bench(table, seed=0, features="hashed", grid=GRID, workers=1, served=None)
     assert [h["prompts"] for h in result["halves"]] == [300, 300]
     first, second = result["full_feedback"]["halves"]
     # with every outcome revealed, the router that has learned from the first half routes the
@@ -140,6 +140,18 @@ def test_each_half_of_the_stream_is_scored_and_the_learned_half_scores_higher(tm
     three = _run(_three_model_table(tmp_path / "toy3.parquet"), feedback=("bandit",))
     assert [h["prompts"] for h in three["halves"]] == [450, 450]
     assert three["halves"][1]["aiq"] > three["halves"][0]["aiq"]
+
+
+def test_the_served_pass_learns_through_published_versions(tmp_path: Path) -> None:
+    result = _run(_two_model_table(tmp_path / "toy.csv.gz"), feedback=("bandit",), grid=(0.12, 0.3), served=0.3)
+    served = result["served"]
+    assert served["cost_weight"] == 0.3 and served["learned"] == 600
+    assert served["versions_judged"].get("auto", 0) >= 2  # 600 outcomes at one version per 200
+    assert 0 < served["runs_decided_by_published_versions"] < 600
+    # the served router learns which prompts need the strong model: above random's PGR of 0.5 at its share
+    assert served["pgr"] > served["shares"]["strong"]
+    assert served["in_process"]["quality"] == next(p["quality"] for p in result["points"] if p["cost_weight"] == 0.3)
+    assert "served path at cost weight 0.3" in br.render(result)
 
 
 def test_render_two_models(tmp_path: Path) -> None:
