@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 
 from flywheel.services.http import schemas as s
 from flywheel.services.http.errors import AUTHED, error, error_body, install_error_handlers, refuse, responses
-from flywheel.services.http.guard import guarded_route
+from flywheel.services.http.guard import BodyLimit, guarded_route
 from flywheel.services.http.throttle import Throttle
 from flywheel.services.http.tokens import tokens_router
 from flywheel.services.http.governance import governance_router
@@ -67,8 +67,8 @@ def create_api(factory: RuntimeFactory, limits: LimitSettings | None = None) -> 
         version="0.1.0",
         description="Adaptive workflows: routed LLM agents, confidence gates, human checkpoints, outcomes.",
         lifespan=lifespan,
-        max_body_size=limits.max_body_bytes,
     )
+    app.add_middleware(BodyLimit, max_bytes=limits.max_body_bytes)
     app.router.route_class = route_class
     app.state.holder = holder
     app.state.limits = limits

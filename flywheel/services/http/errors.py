@@ -13,11 +13,12 @@ import logging
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NoReturn
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +108,37 @@ def install_error_handlers(app: FastAPI) -> None:
             headers=dict(e.headers) if e.headers else None,
         )
 
-    @app.exception_handler(Exception)
-    async def _internal(request: Request, e: Exception) -> JSONResponse:
-        log.exception("unexpected error on %s %s", request.method, request.url.path)
-        return error(500, ["server"], "internal error; the request may not have been applied", "internal")
+    app.add_middleware(InternalErrors)
+
+
+class InternalErrors:
+    """ASGI middleware: an unexpected exception becomes a JSON 500 and is logged, not re-raised,
+    so the server keeps the connection alive (Starlette's own handler re-raises, and uvicorn
+    then drops the connection)."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            log.exception("unexpected error on %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise
+            response = error(500, ["server"], "internal error; the request may not have been applied", "internal")
+            await response(scope, receive, send)
 
 
 def _described(status: int, what: str) -> dict[str, Any]:

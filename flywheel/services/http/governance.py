@@ -9,12 +9,12 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from flywheel.registry.governor import GovernanceError
-from flywheel.services.governance_api import GovernanceClient
+from flywheel.services.governance_api import GovernanceClient, GovernanceDisabled
 from flywheel.services.http.auth import Principal, require
 from flywheel.services.http.errors import AUTHED, error, refuse, responses
 
@@ -91,13 +91,21 @@ def _reason_fits(request: Request, reason: str) -> None:
         refuse(["body", "reason"], f"longer than {most} characters", "string_too_long")
 
 
+class _Disabled:
+    """Stands in for the governance client when this service has no registry: every operation
+    raises GovernanceDisabled (503), after the request was validated (a bad one is still 422)."""
+
+    def __getattr__(self, name: str) -> Any:
+        async def operation(*args: Any, **kwargs: Any) -> Any:
+            raise GovernanceDisabled()
+
+        return operation
+
+
 async def _client(request: Request) -> GovernanceClient:
-    """The runtime's governance client, or a 503 when this service has no registry."""
+    """The runtime's governance client, or one whose operations are 503 when there is no registry."""
     runtime = await request.app.state.holder.get()
-    if runtime.governance is None:
-        raise HTTPException(status_code=503, detail=[
-            {"loc": ["service"], "msg": "governance needs the registry (learning.enabled)", "type": "unavailable"}])
-    return runtime.governance
+    return runtime.governance or _Disabled()  # type: ignore[return-value]
 
 
 async def _answer(call: Awaitable[Any]) -> Any:

@@ -1,4 +1,6 @@
-"""JSON request bodies checked before any endpoint sees them.
+"""Request bodies checked before any endpoint sees them: their size and their JSON.
+
+:class:`BodyLimit` answers 413 for a body over ``limits.max_body_bytes``.
 
 :class:`GuardedRoute` is the API's route class: a body must be UTF-8, valid JSON without NaN or
 infinities, nested at most ``max_json_depth`` deep, and hold no lone surrogate (``\\ud800``) in
@@ -16,7 +18,10 @@ from typing import Any
 
 from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 Loc = tuple[str | int, ...]
 
@@ -133,3 +138,56 @@ def guarded_route(max_depth: int) -> type[APIRoute]:
             return checked
 
     return GuardedRoute
+
+
+class _TooLarge(Exception):
+    """The request body passed the limit while being read."""
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over ``max_bytes`` is 413 in the API's error format, by its
+    Content-Length before anything is read, or as soon as the streamed bytes pass the limit."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int):
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
+            await self._refuse(scope, receive, send)
+            return
+        seen = 0
+        started = False
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            if message["type"] == "http.request":
+                seen += len(message.get("body", b""))
+                if seen > self.max_bytes:
+                    raise _TooLarge
+            return message
+
+        async def sending(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counted, sending)
+        except _TooLarge:
+            if started:
+                raise
+            await self._refuse(scope, receive, send)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = JSONResponse(
+            status_code=413,
+            content={"detail": [{"loc": ["body"], "msg": f"larger than {self.max_bytes} bytes", "type": "too_large"}]},
+            headers={"Connection": "close"},
+        )
+        await response(scope, receive, send)
