@@ -79,6 +79,15 @@ class RunDetail(RunOut):
 
 
 class ResumeRequest(_In):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={  # the rule of _edit_needs_answer, for clients and schema-driven tests
+            "if": {"properties": {"decision": {"const": "edit"}}, "required": ["decision"]},
+            "then": {"required": ["answer"], "properties": {"answer": {"type": "object"}}},
+            "else": {"properties": {"answer": {"type": "null"}}},
+        },
+    )
+
     decision: Literal["approve", "reject", "edit"] = Field(description="The human's decision.")
     reviewer: str | None = Field(
         default=None,

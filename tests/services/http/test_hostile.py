@@ -18,19 +18,24 @@ from tests import api_scenarios as scenarios
 SURROGATE = "\\ud800"  # as written in JSON: a lone surrogate once decoded
 
 
-def _app(tmp_path, **limits):
+def _app(tmp_path, learning: bool = False, **limits):
+    """The API in process on a fresh SQLite ledger (with ``learning``: an MLflow registry and
+    the learning loop too), with a token of each role."""
     db = tmp_path / "ledger.db"
     settings = load_settings("configs/app.yaml")
     settings = settings.model_copy(update={
         "database_url": f"sqlite:///{db}",
         "simulator": settings.simulator.model_copy(update={"latency_scale": 0.0}),
+        "learning": settings.learning.model_copy(update={
+            "mlflow_tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "mlflow_artifacts": str(tmp_path / "mlartifacts")}),
         "limits": LimitSettings(**limits),
     })
     ledger = Ledger(settings.resolved_database_url())
     ledger.upgrade()
     secrets = {role: ledger.create_token(role, name=f"h-{role}", created_by="tests")[1]
                for role in ("service", "operator", "mlops", "admin")}
-    return local_api(settings), ledger, secrets
+    return local_api(settings, learning=learning), ledger, secrets
 
 
 @pytest.fixture(scope="module")
