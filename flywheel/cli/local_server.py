@@ -32,7 +32,7 @@ def local_api(settings: AppSettings, *, learning: bool = False):
             runtime.on_close(stop)
         return runtime
 
-    return create_api(factory)
+    return create_api(factory, settings.limits)
 
 
 async def _govern_locally(settings: AppSettings, runtime: Runtime):

@@ -57,6 +57,10 @@ DATABASE_URL_ENV = "FLYWHEEL_DATABASE_URL"
 """Environment variable whose value, when set, is the ledger's database URL."""
 
 
+class OutcomeNotStored(RuntimeError):
+    """A resume's human outcome could not be stored, so the resume was rolled back."""
+
+
 class Ledger:
     """Runs, outcomes and the audit trail in SQLite or PostgreSQL.
 
@@ -127,6 +131,31 @@ class Ledger:
         """
         with self._write() as connection:
             return run_log.resume_run(connection, run_id, expected_status, update)
+
+    def resume_with_outcome(
+        self,
+        run_id: str,
+        *,
+        expected_status: str,
+        update: RunRecord,
+        outcome: OutcomeEvent,
+        reward_of: Callable[[str, OutcomeEvent, float, float], float],
+    ) -> OutcomeReport | None:
+        """Resume the run (as :meth:`resume_run`) and store its human outcome: one transaction.
+
+        Returns the outcome's report when both were stored; None, changing
+        nothing, when the run was not in ``expected_status``. Raises
+        :class:`OutcomeNotStored`, changing nothing, when the outcome is not
+        stored as new (its event id is taken, or it is malformed).
+        """
+        with self._write() as connection:
+            if not run_log.resume_run(connection, run_id, expected_status, update):
+                return None
+            report = outcome_log.record_outcomes(connection, [outcome], reward_of)
+            if report.new != 1:
+                why = report.rejected[0].reason if report.rejected else f"event id {outcome.event_id!r} is taken"
+                raise OutcomeNotStored(f"run {run_id}: the human outcome cannot be stored ({why})")
+            return report
 
     def get_run(self, run_id: str) -> RunView | None:
         """The run with its steps (by seq), decision and outcomes (by position); None if unknown."""

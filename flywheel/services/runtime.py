@@ -17,8 +17,10 @@ from flywheel.workflows.agent_io import AgentCaller
 from flywheel.ledger.batch_writer import BatchWriter
 from flywheel.workflows.engine import Engine, HumanDecision
 from flywheel.ledger import Ledger
+from flywheel.ledger.store import OutcomeNotStored
 from flywheel.workflows.loading import load_dir
 from flywheel.workflows.inputs import input_problems
+from flywheel.workflows.run_limits import RunLimits, size_problems
 from flywheel.ledger.records import (
     OutcomeEvent,
     OutcomeReport,
@@ -42,9 +44,20 @@ class UnknownRun(LookupError):
 
 
 class InvalidInput(ValueError):
-    def __init__(self, problems: list[tuple[str, str]]):
+    """A run's input (or metadata) is not acceptable: ``problems`` are (field, reason) pairs
+    under ``section`` ("input"), or (path, reason) pairs with the path's tuple from the body."""
+
+    def __init__(self, problems: list[tuple[str, str]] | list[tuple[tuple[str, ...], str]]):
         self.problems = problems
         super().__init__("; ".join(f"{f}: {r}" for f, r in problems))
+
+    def locs(self) -> list[tuple[tuple[str, ...], str]]:
+        """Each problem as (location in the request body, reason)."""
+        return [(f if isinstance(f, tuple) else ("input", f), r) for f, r in self.problems]
+
+
+HUMAN_EVENT_PREFIX = "human:"
+"""Outcome event ids in this namespace are written by resumes only (``human:<run_id>``)."""
 
 
 class Conflict(RuntimeError):
@@ -74,11 +87,14 @@ class Runtime:
         agents: AgentCaller,
         configs: ConfigBook,
         ledger_batch: int = 256,
+        run_limits: RunLimits | None = None,
     ):
         self.specs = specs
         self.ledger = ledger
         self.configs = configs
         self.engines = {name: Engine(spec, agents) for name, spec in specs.items()}
+        base = run_limits or RunLimits()
+        self.run_limits = {name: spec.limits.over(base) for name, spec in specs.items()}
         self.writer: BatchWriter[RunRecord] = BatchWriter(ledger.insert_new_runs, max_batch=ledger_batch)
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self._on_outcomes: list[Callable[[list[int]], object]] = []
@@ -100,7 +116,8 @@ class Runtime:
         ledger = Ledger(settings.resolved_database_url())
         ledger.upgrade()
         configs = ConfigBook([initial_config(s, seed=settings.seed) for s in specs.values()])
-        return cls(specs, ledger, agents, configs, ledger_batch=settings.ledger_batch)
+        return cls(specs, ledger, agents, configs, ledger_batch=settings.ledger_batch,
+                   run_limits=settings.limits.runs)
 
     def spec(self, workflow: str) -> WorkflowSpec:
         try:
@@ -112,6 +129,9 @@ class Runtime:
         self, workflow: str, data: dict[str, Any], metadata: dict[str, str] | None = None
     ) -> RunRecord:
         spec = self.spec(workflow)
+        sized = size_problems(self.run_limits[workflow], data, metadata or {})
+        if sized:
+            raise InvalidInput(sized)
         problems = input_problems(spec, data)
         if problems:
             raise InvalidInput(problems)
@@ -128,28 +148,34 @@ class Runtime:
         return view
 
     async def resume(self, run_id: str, decision: HumanDecision) -> RunRecord:
-        """Apply a human's decision to a waiting run, exactly once (Conflict otherwise)."""
+        """Apply a human's decision to a waiting run, exactly once (Conflict otherwise).
+
+        The run's new state and the human's verdict (outcome ``human:<run_id>``, from
+        ``human:<reviewer>``) are stored in one transaction: both or neither.
+        """
         view = await self.get_run(run_id)
         if view.run.status != "waiting":
             raise Conflict(f"run {run_id} is {view.run.status}, not waiting for a human")
         updated = await self.engines[view.run.workflow].resume(view.run, decision)
-        ok = await asyncio.to_thread(
-            self.ledger.resume_run, run_id, expected_status="waiting", update=updated
-        )
-        if not ok:
-            raise Conflict(f"run {run_id} was resumed by another request")
         # The human's verdict is feedback on the agent's answer, like any outcome.
-        await self.post_outcomes(
-            [
-                OutcomeEvent(
-                    event_id=f"human:{run_id}",
-                    run_id=run_id,
-                    success=decision.verdict == "approve",
-                    human_override=decision.verdict != "approve",
-                    source=f"human:{decision.reviewer}",
-                )
-            ]
+        verdict = OutcomeEvent(
+            event_id=f"{HUMAN_EVENT_PREFIX}{run_id}",
+            run_id=run_id,
+            success=decision.verdict == "approve",
+            human_override=decision.verdict != "approve",
+            source=f"human:{decision.reviewer}",
         )
+        try:
+            report = await asyncio.to_thread(
+                self.ledger.resume_with_outcome, run_id, expected_status="waiting", update=updated,
+                outcome=verdict, reward_of=self._reward_of,
+            )
+        except OutcomeNotStored as e:
+            raise Conflict(str(e)) from None
+        if report is None:
+            raise Conflict(f"run {run_id} was resumed by another request")
+        for callback in self._on_outcomes:
+            callback(report.new_positions)
         return updated
 
     async def post_outcomes(self, events: list[OutcomeEvent]) -> OutcomeReport:

@@ -25,6 +25,7 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
+from flywheel.services.limit_settings import LimitSettings
 from flywheel.workflows.loading import ConfigError, config_error, packaged_configs
 
 ENV_PREFIX = "FLYWHEEL_"
@@ -188,6 +189,9 @@ class AppSettings(BaseSettings):
         default_factory=GovernanceSettings, description="Policies, review and how routers follow the registry."
     )
     ledger_batch: int = Field(default=256, ge=1, description="Most runs written in one ledger transaction.")
+    limits: LimitSettings = Field(
+        default_factory=LimitSettings, description="What one client may send, and how often (per ingress replica)."
+    )
 
     @classmethod
     def settings_customise_sources(

@@ -12,6 +12,8 @@ from typing import Annotated, Callable, Iterator, Literal, Union
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from flywheel.workflows.run_limits import RunLimitsOverride
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -145,6 +147,10 @@ class WorkflowSpec(_Model):
     targets: Targets = Field(default_factory=Targets, description="What the learners aim at.")
     routing: Routing = Field(description="Initial routing policy.")
     steps: list[Step] = Field(min_length=2, description="The steps, executed from the first.")
+    limits: RunLimitsOverride = Field(
+        default_factory=RunLimitsOverride,
+        description="This workflow's own run size limits (each unset one: the service's limits.runs).",
+    )
 
     @model_validator(mode="after")
     def _check_graph(self) -> "WorkflowSpec":

@@ -115,7 +115,7 @@ def ingress_api_builder(settings: dict[str, Any]):
                 runtime.on_outcomes(lambda positions: learner.notify.remote(positions))
             return runtime
 
-        api = create_api(factory)
+        api = create_api(factory, app_settings.limits)
         api.add_middleware(ReplicaHeader, replica=serve.get_replica_context().replica_tag)
         return api
 

@@ -11,6 +11,11 @@ Tokens live in the ledger, hashed. Lookups are cached per app
 (``app.state.token_cache``, a :class:`TokenCache`) for a few seconds, so the
 request path rarely queries the ledger; a revoked token therefore stops working
 within ``ttl_s``.
+
+Each request with a token is counted by the app's :class:`Throttle` (``app.state.throttle``):
+an unknown token counts against the client's address, and an address over
+``limits.failed_auth_per_client`` is 429 (``Retry-After``) before its token is even looked up;
+a valid token over ``limits.per_token`` is 429 too.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from flywheel.ledger.tokens import ROLES, TokenError, secret_hash
+from flywheel.services.http.throttle import Throttle
+from flywheel.services.limit_settings import LimitSettings
 from flywheel.ledger.records import TokenInfo
 
 if TYPE_CHECKING:
@@ -103,11 +110,28 @@ class TokenCache:
         self._entries[digest] = (now + ttl, found)
 
 
-def _denied(status: int, message: str) -> HTTPException:
+_DENIED_TYPES = {401: "unauthorized", 403: "forbidden", 429: "rate_limited"}
+
+
+def _denied(status: int, message: str, retry_after: int | None = None) -> HTTPException:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    if retry_after is not None:
+        headers = {"Retry-After": str(retry_after)}
     return HTTPException(
-        status_code=status, detail=[{"loc": ["header", "authorization"], "msg": message}], headers=headers
+        status_code=status,
+        detail=[{"loc": ["header", "authorization"], "msg": message, "type": _DENIED_TYPES[status]}],
+        headers=headers,
     )
+
+
+def throttle(request: Request) -> Throttle:
+    """The app's rate limits (``app.state.throttle``), made with the default limits on first use."""
+    state = request.app.state
+    found = getattr(state, "throttle", None)
+    if found is None:
+        defaults = LimitSettings()
+        found = state.throttle = Throttle(defaults.per_token, defaults.failed_auth_per_client)
+    return found
 
 
 def token_cache(request: Request) -> TokenCache:
@@ -133,10 +157,19 @@ def require(*roles: str) -> Callable[..., Awaitable[Principal]]:
     ) -> Principal:
         if credentials is None or not credentials.credentials:
             raise _denied(401, "missing token: send Authorization: Bearer <token>")
+        limits = throttle(request)
+        address = request.client.host if request.client else "unknown"
+        wait = limits.auth_blocked(address)
+        if wait is not None:
+            raise _denied(429, "too many failed authentications from this address; retry later", wait)
         runtime = await request.app.state.holder.get()
         found = await token_cache(request).principal(credentials.credentials, runtime.ledger.token_principal)
         if found is None:
+            limits.auth_failed(address)
             raise _denied(401, "unknown or revoked token")
+        wait = limits.take(found.name)
+        if wait is not None:
+            raise _denied(429, f"token {found.name!r} is over its rate limit; retry later", wait)
         if found.role not in allowed:
             raise _denied(403, f"token {found.name!r} has role {found.role!r}; this endpoint needs one of: {needed}")
         return found

@@ -9,13 +9,19 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from flywheel.registry.governor import GovernanceError
-from flywheel.services.governance_api import GovernanceClient
+from flywheel.services.governance_api import GovernanceClient, GovernanceDisabled
 from flywheel.services.http.auth import Principal, require
+from flywheel.services.http.errors import AUTHED, error, refuse, responses
+
+MAX_VERSION = 2**31 - 1
+"""Largest version number taken: larger ones are 422 here, never a question to the registry."""
+MAX_REASON_HARD = 100_000
+"""Longest reason the schema takes at all; ``limits.max_reason_chars`` is the configured bound."""
 
 
 class _Body(BaseModel):
@@ -23,21 +29,33 @@ class _Body(BaseModel):
 
 
 class ReviewRequest(_Body):
-    reason: str = Field(min_length=1, description="Why: kept with the version and in the audit trail.")
+    reason: str = Field(
+        min_length=1, max_length=MAX_REASON_HARD,
+        description="Why: kept with the version and in the audit trail (at most limits.max_reason_chars).",
+    )
 
 
 class PinRequest(_Body):
-    version: int = Field(ge=1, description="Version number to hold live.")
-    reason: str = Field(min_length=1, description="Why it is pinned.")
+    version: int = Field(ge=1, le=MAX_VERSION, description="Version number to hold live.")
+    reason: str = Field(
+        min_length=1, max_length=MAX_REASON_HARD, description="Why it is pinned (at most limits.max_reason_chars)."
+    )
 
 
 class UnpinRequest(_Body):
-    reason: str = Field(min_length=1, description="Why the pin is released.")
+    reason: str = Field(
+        min_length=1, max_length=MAX_REASON_HARD,
+        description="Why the pin is released (at most limits.max_reason_chars).",
+    )
 
 
 class RollbackRequest(_Body):
-    to: int | None = Field(default=None, ge=1, description="Version to restore; default: the previous champion.")
-    reason: str = Field(min_length=1, description="Why it is rolled back.")
+    to: int | None = Field(
+        default=None, ge=1, le=MAX_VERSION, description="Version to restore; default: the previous champion."
+    )
+    reason: str = Field(
+        min_length=1, max_length=MAX_REASON_HARD, description="Why it is rolled back (at most limits.max_reason_chars)."
+    )
     pin: bool = Field(default=False, description="Also pin the restored version, so learning cannot replace it.")
 
 
@@ -64,17 +82,30 @@ class AuditVerifyOut(BaseModel):
 REVIEWERS = ("mlops", "operator")
 
 
-def _error(status: int, loc: list[str], message: str) -> JSONResponse:
-    return JSONResponse(status_code=status, content={"detail": [{"loc": loc, "msg": message}]})
+VersionNumber = Path(ge=1, le=MAX_VERSION, description="A version number of the workflow's learned config.")
+
+
+def _reason_fits(request: Request, reason: str) -> None:
+    most = request.app.state.limits.max_reason_chars
+    if len(reason) > most:
+        refuse(["body", "reason"], f"longer than {most} characters", "string_too_long")
+
+
+class _Disabled:
+    """Stands in for the governance client when this service has no registry: every operation
+    raises GovernanceDisabled (503), after the request was validated (a bad one is still 422)."""
+
+    def __getattr__(self, name: str) -> Any:
+        async def operation(*args: Any, **kwargs: Any) -> Any:
+            raise GovernanceDisabled()
+
+        return operation
 
 
 async def _client(request: Request) -> GovernanceClient:
-    """The runtime's governance client, or a 503 when this service has no registry."""
+    """The runtime's governance client, or one whose operations are 503 when there is no registry."""
     runtime = await request.app.state.holder.get()
-    if runtime.governance is None:
-        raise HTTPException(status_code=503, detail=[
-            {"loc": ["service"], "msg": "governance needs the registry (learning.enabled)"}])
-    return runtime.governance
+    return runtime.governance or _Disabled()  # type: ignore[return-value]
 
 
 async def _answer(call: Awaitable[Any]) -> Any:
@@ -82,14 +113,16 @@ async def _answer(call: Awaitable[Any]) -> Any:
     try:
         return await call
     except GovernanceError as e:
-        return _error(e.status, list(e.loc) or ["path", "workflow"], str(e))
+        return error(e.status, list(e.loc) or ["path", "workflow"], str(e), type(e).__name__.lower())
 
 
-def governance_router() -> APIRouter:
-    router = APIRouter(prefix="/v1", tags=["governance"])
+def governance_router(route_class: type[APIRoute] = APIRoute) -> APIRouter:
+    router = APIRouter(prefix="/v1", tags=["governance"], route_class=route_class)
+    reading = responses(*AUTHED, 404, 503)
+    changing = responses(*AUTHED, 404, 409, 413, 503)
     Client = Depends(_client)
 
-    @router.get("/proposals")
+    @router.get("/proposals", responses=reading)
     async def list_proposals(
         workflow: str | None = Query(default=None, description="Only this workflow's proposals."),
         who: Principal = Depends(require(*REVIEWERS)),
@@ -98,50 +131,55 @@ def governance_router() -> APIRouter:
         """Versions waiting for review, with status, what proposed them and the policy's notes."""
         return await _answer(gov.proposals(workflow))
 
-    @router.get("/workflows/{workflow}/versions/{version}")
-    async def show_version(workflow: str, version: int, who: Principal = Depends(require(*REVIEWERS)),
+    @router.get("/workflows/{workflow}/versions/{version}", responses=reading)
+    async def show_version(workflow: str, version: int = VersionNumber, who: Principal = Depends(require(*REVIEWERS)),
                            gov: GovernanceClient = Client) -> Any:
         """A version with its diff against the champion, its evidence (outcomes, estimated gain
         and its standard error, drift events) and what proposed it."""
         return await _answer(gov.show(workflow, version))
 
-    @router.post("/workflows/{workflow}/versions/{version}/approve", response_model=ChangeOut)
-    async def approve(workflow: str, version: int, body: ReviewRequest,
+    @router.post("/workflows/{workflow}/versions/{version}/approve", response_model=ChangeOut, responses=changing)
+    async def approve(request: Request, workflow: str, body: ReviewRequest, version: int = VersionNumber,
                       who: Principal = Depends(require("mlops")), gov: GovernanceClient = Client) -> Any:
         """Make a pending version champion; the caller's token names the reviewer."""
+        _reason_fits(request, body.reason)
         return await _answer(gov.approve(workflow, version, actor=who.name, reason=body.reason))
 
-    @router.post("/workflows/{workflow}/versions/{version}/reject", response_model=ChangeOut)
-    async def reject(workflow: str, version: int, body: ReviewRequest,
+    @router.post("/workflows/{workflow}/versions/{version}/reject", response_model=ChangeOut, responses=changing)
+    async def reject(request: Request, workflow: str, body: ReviewRequest, version: int = VersionNumber,
                      who: Principal = Depends(require("mlops")), gov: GovernanceClient = Client) -> Any:
         """Reject a pending version, with the reason."""
+        _reason_fits(request, body.reason)
         return await _answer(gov.reject(workflow, version, actor=who.name, reason=body.reason))
 
-    @router.post("/workflows/{workflow}/pin", response_model=ChangeOut)
-    async def pin(workflow: str, body: PinRequest, who: Principal = Depends(require("operator")),
+    @router.post("/workflows/{workflow}/pin", response_model=ChangeOut, responses=changing)
+    async def pin(request: Request, workflow: str, body: PinRequest, who: Principal = Depends(require("operator")),
                   gov: GovernanceClient = Client) -> Any:
         """Hold a version live: learners keep proposing, nothing goes live until unpinned."""
+        _reason_fits(request, body.reason)
         return await _answer(gov.pin(workflow, body.version, actor=who.name, reason=body.reason))
 
-    @router.post("/workflows/{workflow}/unpin", response_model=ChangeOut)
-    async def unpin(workflow: str, body: UnpinRequest, who: Principal = Depends(require("operator")),
+    @router.post("/workflows/{workflow}/unpin", response_model=ChangeOut, responses=changing)
+    async def unpin(request: Request, workflow: str, body: UnpinRequest, who: Principal = Depends(require("operator")),
                     gov: GovernanceClient = Client) -> Any:
         """Release the pin; the newest version held meanwhile goes live if policy allows."""
+        _reason_fits(request, body.reason)
         return await _answer(gov.unpin(workflow, actor=who.name, reason=body.reason))
 
-    @router.post("/workflows/{workflow}/rollback", response_model=ChangeOut)
-    async def rollback(workflow: str, body: RollbackRequest, who: Principal = Depends(require("operator")),
+    @router.post("/workflows/{workflow}/rollback", response_model=ChangeOut, responses=changing)
+    async def rollback(request: Request, workflow: str, body: RollbackRequest, who: Principal = Depends(require("operator")),
                        gov: GovernanceClient = Client) -> Any:
         """Restore an earlier version exactly (default: the previous champion)."""
+        _reason_fits(request, body.reason)
         return await _answer(gov.rollback(workflow, body.to, actor=who.name, reason=body.reason, pin=body.pin))
 
-    @router.get("/workflows/{workflow}/history")
+    @router.get("/workflows/{workflow}/history", responses=reading)
     async def history(workflow: str, who: Principal = Depends(require(*REVIEWERS)),
                       gov: GovernanceClient = Client) -> Any:
         """Every version (status, who proposed, reviewed or pinned it, why) and every audited change."""
         return await _answer(gov.history(workflow))
 
-    @router.get("/audit/verify", response_model=AuditVerifyOut)
+    @router.get("/audit/verify", response_model=AuditVerifyOut, responses=responses(*AUTHED, 503))
     async def audit_verify(who: Principal = Depends(require(*REVIEWERS)), gov: GovernanceClient = Client) -> Any:
         """Check the hash chain of the audit trail: names any edited, inserted or deleted entry."""
         return await _answer(gov.audit_verify())

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from flywheel.ledger.records import RunRecord, RunView, StoredOutcome
+from flywheel.services.runtime import HUMAN_EVENT_PREFIX
+
+RESERVED_EVENT_PREFIXES = (HUMAN_EVENT_PREFIX,)
+"""Event id namespaces the service writes itself: a client may not post into them."""
 
 
 class _In(BaseModel):
@@ -75,10 +79,26 @@ class RunDetail(RunOut):
 
 
 class ResumeRequest(_In):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={  # the rule of _edit_needs_answer, for clients and schema-driven tests
+            "if": {"properties": {"decision": {"const": "edit"}}, "required": ["decision"]},
+            "then": {"required": ["answer"], "properties": {"answer": {"type": "object"}}},
+            "else": {"properties": {"answer": {"type": "null"}}},
+        },
+    )
+
     decision: Literal["approve", "reject", "edit"] = Field(description="The human's decision.")
-    reviewer: str = Field(min_length=1, max_length=200, description="Who decided.")
-    answer: dict[str, Any] | None = Field(default=None, description="The edited answer (required for edit).")
-    comment: str = Field(default="", max_length=4000, description="Why.")
+    reviewer: str | None = Field(
+        default=None,
+        max_length=200,
+        deprecated=True,
+        description="Ignored: the reviewer is the name of the caller's token (kept so old clients still work).",
+    )
+    answer: dict[str, Any] | None = Field(
+        default=None, description="The edited answer (required for edit); nested at most limits.max_json_depth."
+    )
+    comment: str = Field(default="", max_length=4000, description="Why (at most limits.max_comment_chars).")
 
     @model_validator(mode="after")
     def _edit_needs_answer(self) -> "ResumeRequest":
@@ -90,7 +110,11 @@ class ResumeRequest(_In):
 
 
 class OutcomeIn(_In):
-    event_id: str = Field(min_length=1, max_length=200, description="Idempotency key: a repeat is a duplicate.")
+    event_id: str = Field(
+        min_length=1,
+        max_length=200,
+        description="Idempotency key: a repeat is a duplicate. Ids starting with `human:` are the service's own.",
+    )
     run_id: str = Field(min_length=1, max_length=64, description="The run the outcome is about.")
     success: bool | None = Field(default=None, description="Whether the run's result was right.")
     quality: float | None = Field(default=None, description="Quality score in [0, 1].")
@@ -100,9 +124,19 @@ class OutcomeIn(_In):
     source: str = Field(default="service", max_length=200, description="Who reports it.")
     occurred_at: float | None = Field(default=None, description="Unix time the outcome happened.")
 
+    @field_validator("event_id")
+    @classmethod
+    def _not_reserved(cls, value: str) -> str:
+        for prefix in RESERVED_EVENT_PREFIXES:
+            if value.startswith(prefix):
+                raise ValueError(f"event ids starting with {prefix!r} are written by the service (resumes) only")
+        return value
+
 
 class OutcomeBatch(_In):
-    events: list[OutcomeIn] = Field(min_length=1, max_length=10000, description="Outcome events.")
+    events: list[OutcomeIn] = Field(
+        min_length=1, max_length=10000, description="Outcome events (at most limits.max_outcome_batch)."
+    )
 
 
 class RejectionOut(_Out):

@@ -10,10 +10,11 @@ import asyncio
 from typing import Literal
 
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from flywheel.services.http.auth import Principal, require
+from flywheel.services.http.errors import AUTHED, error, responses
 from flywheel.ledger.tokens import TokenError
 
 Role = Literal["service", "mlops", "operator", "admin"]
@@ -49,10 +50,10 @@ class TokenOut(BaseModel):
     revoked_at: float | None = Field(description="Unix time it was revoked; None while it works.")
 
 
-def tokens_router() -> APIRouter:
-    router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
+def tokens_router(route_class: type[APIRoute] = APIRoute) -> APIRouter:
+    router = APIRouter(prefix="/v1/tokens", tags=["tokens"], route_class=route_class)
 
-    @router.post("", status_code=201, response_model=TokenCreated)
+    @router.post("", status_code=201, response_model=TokenCreated, responses=responses(*AUTHED, 409, 413))
     async def create_token(request: Request, body: TokenCreate, who: Principal = Depends(require("admin"))):
         """Make a token with a role; its secret is in this response only."""
         ledger = (await request.app.state.holder.get()).ledger
@@ -61,10 +62,10 @@ def tokens_router() -> APIRouter:
                 ledger.create_token, body.role, name=body.name, created_by=who.name, reason=body.reason
             )
         except TokenError as e:
-            return JSONResponse(status_code=409, content={"detail": [{"loc": ["body", e.field], "msg": str(e)}]})
+            return error(409, ["body", e.field], str(e), "conflict")
         return TokenCreated(name=info.name, role=info.role, token=secret)  # type: ignore[arg-type]
 
-    @router.get("", response_model=list[TokenOut])
+    @router.get("", response_model=list[TokenOut], responses=responses(*AUTHED))
     async def list_tokens(request: Request, who: Principal = Depends(require("admin"))):
         """Every token, revoked ones included; never a secret."""
         ledger = (await request.app.state.holder.get()).ledger

@@ -4,6 +4,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from flywheel.cli.local_server import local_api
+from flywheel.services.limit_settings import LimitSettings
 from flywheel.services.settings import load_settings
 from flywheel.ledger import Ledger
 from tests import api_scenarios as scenarios
@@ -14,7 +15,9 @@ def client(tmp_path_factory):
     db = tmp_path_factory.mktemp("api") / "ledger.db"
     settings = load_settings("configs/app.yaml")
     settings = settings.model_copy(update={"database_url": f"sqlite:///{db}",
-                                           "simulator": settings.simulator.model_copy(update={"latency_scale": 0.0})})
+                                           "simulator": settings.simulator.model_copy(update={"latency_scale": 0.0}),
+                                           # waiting_run starts runs as fast as it can
+                                           "limits": LimitSettings(per_token="100000 per second")})
     ledger = Ledger(settings.resolved_database_url())
     ledger.upgrade()
     _, token = ledger.create_token("service", name="api-tests", created_by="tests")

@@ -123,7 +123,8 @@ def test_refusals_say_what_is_wrong(world):
     client, _, secrets = world
     missing = client.get("/v1/workflows")
     assert missing.json() == {
-        "detail": [{"loc": ["header", "authorization"], "msg": "missing token: send Authorization: Bearer <token>"}]
+        "detail": [{"loc": ["header", "authorization"], "msg": "missing token: send Authorization: Bearer <token>",
+                    "type": "unauthorized"}]
     }
     assert client.get("/v1/workflows", headers={"Authorization": "Basic abc"}).status_code == 401
     wrong = client.get("/v1/runs/x", headers=_bearer(secrets["mlops"]))
