@@ -49,7 +49,7 @@ class MlflowServer:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
             env={**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"},
         )
-        deadline = time.time() + 60
+        deadline = time.time() + 180  # a loaded 2-core machine has taken over 60 s
         while time.time() < deadline:
             try:
                 if httpx.get(f"{self.uri}/health", timeout=1).status_code == 200:
