@@ -157,7 +157,11 @@ def create_api(factory: RuntimeFactory) -> FastAPI:
 
     @app.post("/v1/outcomes", response_model=s.OutcomeReportOut, tags=["outcomes"], dependencies=service)
     async def post_outcomes(body: s.OutcomeBatch, rt: Runtime = Depends(runtime)):
-        """Outcomes of runs, in a batch; idempotent by event_id. Stored before the response."""
+        """Outcomes of runs, in a batch; idempotent by event_id. Stored before the response.
+
+        A number out of bounds (or NaN, infinite, a boolean) is a 422 naming it: nothing is stored.
+        """
+        s.check_outcome_limits(body, rt.ledger.outcome_limits)
         report = await rt.post_outcomes([OutcomeEvent(**e.model_dump()) for e in body.events])
         return s.OutcomeReportOut(
             new=report.new,
