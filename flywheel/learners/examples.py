@@ -12,8 +12,9 @@ class Ceilings:
     """The largest magnitudes a learner takes in, whatever the edge let through.
 
     The HTTP API and the ledger bound outcomes much tighter (OutcomeLimits); these
-    ceilings are the learners' own defence: an example beyond them is refused, and a
-    numeric input field beyond `feature` is clipped to it when featurized.
+    ceilings are the learners' own defence: an example beyond them is refused (a numeric
+    input field beyond +-`feature` too), and when deciding, a numeric field is clipped to
+    [0, `feature`] as it is featurized.
     """
 
     cost_usd: float = 1e6
@@ -73,7 +74,7 @@ def example_problem(ex: LearningExample, ceilings: Ceilings = CEILINGS) -> str |
     >>> example_problem(ok) is None
     True
     >>> example_problem(LearningExample({"n": float("nan")}, "a", 0.5, 1.0, 0.01, 2.0, 0.9, True))
-    'x.n must be a finite number, got nan'
+    'x.n must be a finite number within [-1e+06, 1e+06], got nan'
     >>> example_problem(LearningExample({}, "a", 0.5, 1.0, 1e308, 2.0, 0.9, True))
     'cost must be a finite number within [0, 1e+06], got 1e+308'
     """
@@ -87,6 +88,6 @@ def example_problem(ex: LearningExample, ceilings: Ceilings = CEILINGS) -> str |
         None if ex.decided_at is None or finite(ex.decided_at) else f"decided_at must be finite, got {ex.decided_at!r}",
     ]
     for name, v in ex.x.items():
-        if isinstance(v, float) and not math.isfinite(v):
-            checks.append(f"x.{name} must be a finite number, got {v!r}")
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            checks.append(within(f"x.{name}", v, -ceilings.feature, ceilings.feature))
     return next((c for c in checks if c is not None), None)

@@ -8,10 +8,13 @@ endpoint but /v1/health needs a bearer token whose role it allows (see auth.py).
 from __future__ import annotations
 
 import asyncio
+import math
 from contextlib import asynccontextmanager
 from typing import Awaitable, Callable
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from flywheel.services.http import schemas as s
@@ -83,6 +86,13 @@ def create_api(factory: RuntimeFactory) -> FastAPI:
     @app.exception_handler(Conflict)
     async def _conflict(request: Request, e: Conflict) -> JSONResponse:
         return _error(409, ["path", "run_id"], str(e))
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, e: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler, except that a NaN or infinite input is echoed as a string:
+        # JSON has no such numbers, and failing to write them turned a 422 into a 500.
+        finite = {float: lambda v: v if math.isfinite(v) else repr(v)}
+        return JSONResponse(status_code=422, content={"detail": jsonable_encoder(e.errors(), custom_encoder=finite)})
 
     @app.exception_handler(InvalidInput)
     async def _invalid_input(request: Request, e: InvalidInput) -> JSONResponse:
