@@ -199,9 +199,8 @@ def audit_verify(
     """Check the audit trail's hash chain; names every edited, inserted or deleted entry. Exit 1 if broken."""
     if config is not None:
         from flywheel.services.settings import load_settings
-        from flywheel.ledger import Ledger
 
-        ledger = Ledger(load_settings(config).resolved_database_url())
+        ledger = load_settings(config).open_ledger()
         result = {"entries": len(ledger.audit_entries()), "problems": ledger.verify_audit()}
     else:
         result = _call("GET", "/v1/audit/verify", url, token)

@@ -57,9 +57,7 @@ def demo_token(settings: AppSettings) -> str:
 
 @contextmanager
 def _ledger(settings: AppSettings) -> Iterator["Ledger"]:
-    from flywheel.ledger import Ledger
-
-    ledger = Ledger(settings.absolute().database_url)
+    ledger = settings.open_ledger(settings.absolute().database_url)
     try:
         yield ledger
     finally:

@@ -38,7 +38,6 @@ def cli_actor() -> str:
 @contextmanager
 def _ledger(config: Optional[Path]) -> Iterator["Ledger"]:
     from flywheel.services.settings import load_settings
-    from flywheel.ledger import Ledger
     from flywheel.workflows.loading import ConfigError
 
     try:
@@ -46,7 +45,7 @@ def _ledger(config: Optional[Path]) -> Iterator["Ledger"]:
     except ConfigError as e:
         typer.secho(str(e), fg="red", err=True)
         raise typer.Exit(2) from None
-    ledger = Ledger(settings.resolved_database_url())
+    ledger = settings.open_ledger()
     try:
         ledger.upgrade()
         yield ledger

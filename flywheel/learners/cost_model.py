@@ -72,8 +72,13 @@ class CostModel:
         return self.n_rows - 1
 
     def learn_one(self, z: np.ndarray | list[float], row: int, cost: float, latency_s: float) -> None:
-        """Learn one call of `row`: its size features z, what it cost and how long it took."""
+        """Learn one call of `row`: its size features z, what it cost and how long it took.
+
+        Raises ValueError (learning nothing) when a number is not finite: one NaN or inf
+        in the information matrix would spoil the row's predictions for good.
+        """
         z = np.asarray(z, dtype=np.float64)
+        _check_finite(z, np.asarray([cost, latency_s], dtype=np.float64))
         self._forget(row, 1)
         self._a[row] += np.outer(z, z)
         self._b[row] += np.outer(z, (cost, latency_s))
@@ -91,6 +96,7 @@ class CostModel:
 
     def learn_many(self, z: np.ndarray, rows: np.ndarray, y: np.ndarray) -> None:
         """Learn a batch in order: size features z (n, d), their rows (n,), (cost, latency) y (n, 2)."""
+        _check_finite(np.asarray(z, dtype=np.float64), np.asarray(y, dtype=np.float64))
         lam = self.forgetting
         rows = np.asarray(rows)
         for r in np.unique(rows).tolist():
@@ -117,3 +123,11 @@ class CostModel:
     def n_learned(self, row: int) -> int:
         """Calls of `row` learned from."""
         return int(self._n[row])
+
+
+def _check_finite(z: np.ndarray, y: np.ndarray) -> None:
+    """Refuse (ValueError) size features or (cost, latency) that are not all finite and >= 0 (y)."""
+    if not np.isfinite(z).all():
+        raise ValueError("size features must be finite")
+    if not (np.isfinite(y).all() and (y >= 0).all()):
+        raise ValueError(f"cost and latency must be finite numbers >= 0, got {y.tolist()!r}")

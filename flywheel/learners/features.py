@@ -21,6 +21,8 @@ from typing import Any, Callable, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
+from flywheel.learners.examples import CEILINGS
+
 # Words are runs of ASCII letters and digits in the lowercased text: as bytes, every other
 # byte (UTF-8's multi-byte characters included) becomes a space, then split.
 _WORD_BYTES = bytes.maketrans(
@@ -54,6 +56,16 @@ def _add_up(slots: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarr
     np.not_equal(s[1:], s[:-1], out=first[1:])
     starts = np.flatnonzero(first)
     return s[starts], np.add.reduceat(values[order], starts)
+
+
+def _bounded(v: float) -> float:
+    """A numeric field's value as the learners see it: within [0, CEILINGS.feature], NaN as 0.
+
+    log1p(1e308) is 710 and 1e308 / 1000 overflows a cost model: a value no input
+    has is clipped, so one hostile run cannot dominate (or poison) what is learned.
+    """
+    v = float(v)
+    return min(max(v, 0.0), CEILINGS.feature) if v == v else 0.0
 
 
 def text_stats(text: str) -> list[float]:
@@ -150,13 +162,13 @@ class HashedFeaturizer:
         """What the size of a request (and so the cost and latency of a call) grows with.
 
         A constant 1, the prompt's length in thousands of characters, and each field's
-        value in thousands when it is a number (else 0), in `fields` order.
+        value in thousands when it is a number (else 0; clipped as `_bounded` says), in `fields` order.
         """
         text = x.get(self.prompt_key) if self.prompt_key else None
         z = [1.0, len(str(text)) / 1000.0 if text else 0.0]
         for name in self.fields:
             v = x.get(name)
-            z.append(float(v) / 1000.0 if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0)
+            z.append(_bounded(v) / 1000.0 if isinstance(v, (int, float)) and not isinstance(v, bool) else 0.0)
         return np.asarray(z)
 
     def _slot(self, token: str) -> int:
@@ -211,7 +223,7 @@ class HashedFeaturizer:
                 values.append(1.0)
             else:
                 keys.append(self._slot(f"{name}#"))
-                values.append(math.log1p(max(float(v), 0.0)))
+                values.append(math.log1p(_bounded(v)))
         text = x.get(self.prompt_key) if self.prompt_key else None
         tokens = self._tokens(str(text)) if text else None
         if tokens is not None and len(tokens):  # every token weighs the same; repeated slots add up

@@ -26,6 +26,7 @@ import numpy as np
 
 from flywheel.learners.adagrad import AdaGrad
 from flywheel.learners.cost_model import CostModel
+from flywheel.learners.examples import CEILINGS, within
 from flywheel.learners.features import Features, HashedFeaturizer
 from flywheel.learners.laplace import Laplace
 from flywheel.workflows.routing import Choice, uniform
@@ -286,12 +287,27 @@ class LinearBandit:
         `propensity`: the probability the logging policy chose `arm` on f (the outcome's
         importance weight with `importance_clip`).
         """
+        self._check(f, quality, cost, latency_s)
         if arm not in self._index:
             self.add_arm(arm)
         i = self._index[arm]
         rows = (0, 1 + i) if self.shared else (1 + i,)
         self.solver.learn(self._s, self._w, f, rows, quality, self.importance_weight(propensity))
         self._update_means(i, cost, latency_s, f)
+
+    @staticmethod
+    def _check(f: Featurized, quality: float, cost: float | None, latency_s: float | None) -> None:
+        """Refuse (ValueError) an outcome whose numbers would put NaN, inf or absurd magnitudes
+        into the state: quality outside [0, 1], cost or latency beyond CEILINGS, features not finite."""
+        problem = within("quality", quality, 0.0, 1.0)
+        if problem is None and cost is not None:
+            problem = within("cost", cost, 0.0, CEILINGS.cost_usd)
+        if problem is None and latency_s is not None:
+            problem = within("latency_s", latency_s, 0.0, CEILINGS.latency_s)
+        if problem is None and not (np.isfinite(f[1]).all() and np.isfinite(f[2]).all()):
+            problem = "features must be finite"
+        if problem is not None:
+            raise ValueError(problem)
 
     def importance_weight(self, propensity: float) -> float:
         """What an outcome chosen with this propensity weighs: 1, or min(importance_clip, 1 / propensity)."""
@@ -330,6 +346,9 @@ class LinearBandit:
         if not batch:
             return
         props = propensity if propensity is not None else [1.0] * len(batch)
+        lat_in = latency_s if latency_s is not None else [0.0] * len(batch)
+        for f, q, c, l in zip(batch, quality, cost, lat_in):  # all refused or none learned
+            self._check(f, q, c, l)
         if not hasattr(self.solver, "learn_many"):  # e.g. laplace: one step after the other
             lat = latency_s if latency_s is not None else [0.0] * len(batch)
             for f, a, q, c, l, pr in zip(batch, arms, quality, cost, lat, props):

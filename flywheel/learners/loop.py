@@ -3,7 +3,10 @@
 The ledger is the source of truth: the loop reads outcomes in ledger order,
 each joined with its own decision, so a restart (load the champion's state,
 replay the outcomes after its position) ends in the same state as a loop that
-never stopped. The learner deployment on Serve drives this object.
+never stopped. An outcome whose example a learner refuses (a non-finite or
+absurd number that got past the edge) is skipped, never applied, and a
+learning event of kind "refused" with the reason is written to the ledger.
+The learner deployment on Serve drives this object.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Callable
 
-from flywheel.learners.examples import LearningExample
+from flywheel.learners.examples import LearningExample, RefusedExample
 from flywheel.learners.state import dumps_learner, dumps_policy, loads_learner
 from flywheel.learners.workflow_learner import WorkflowLearner
 from flywheel.registry.learned_config import LearnedConfig, RoutingConfig, state_sha
@@ -58,6 +61,17 @@ def example_of(j: OutcomeJoin) -> LearningExample | None:
         gate=j.gate_step,
         human_override=o.human_override,
         decided_at=j.decision_id,
+    )
+
+
+def refused_event(workflow: str, j: OutcomeJoin, reason: str) -> LearningEvent:
+    """The ledger's note that the outcome `j` was not learned from, and why."""
+    return LearningEvent(
+        workflow=workflow,
+        kind="refused",
+        arm=j.arm,
+        position=j.outcome.position,
+        detail={"reason": reason, "event_id": j.outcome.event_id, "run_id": j.outcome.run_id},
     )
 
 
@@ -151,7 +165,14 @@ class LearningLoop:
                 continue
             ex = example_of(j)
             if ex is not None:
-                for drift in self.learners[wf].learn(ex):
+                try:
+                    drifts = self.learners[wf].learn(ex)
+                except RefusedExample as e:  # never applied: what it holds would poison the state
+                    log.warning("%s: outcome at position %d refused: %s", wf, j.outcome.position, e)
+                    events.append(refused_event(wf, j, str(e)))
+                    self.positions[wf] = j.outcome.position
+                    continue
+                for drift in drifts:
                     events.append(
                         LearningEvent(
                             workflow=wf,
@@ -190,7 +211,7 @@ class LearningLoop:
         policy_state = dumps_policy(learner.policy())
         evidence = dict(learner.evidence())
         learner.start_evidence_window()  # before saving: a restored learner matches one never stopped
-        drifts = self.ledger.learning_events(workflow)
+        drifts = [e for e in self.ledger.learning_events(workflow) if e.kind == "drift"]
         evidence["drift_events_total"] = float(len(drifts))
         config = LearnedConfig(
             workflow=workflow,

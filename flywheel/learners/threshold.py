@@ -72,7 +72,12 @@ class ThresholdLearner:
     # -- learning ------------------------------------------------------------
 
     def learn_one(self, confidence: float, correct: bool) -> None:
-        """Learn that an answer of this confidence was right (True) or wrong (False)."""
+        """Learn that an answer of this confidence was right (True) or wrong (False).
+
+        Raises ValueError (learning nothing) when the confidence is not a finite number in [0, 1].
+        """
+        if isinstance(confidence, bool) or not (isinstance(confidence, (int, float)) and 0.0 <= confidence <= 1.0):
+            raise ValueError(f"confidence must be a finite number within [0, 1], got {confidence!r}")
         b = min(self.n_bins - 1, max(0, int(confidence * self.n_bins)))
         if correct:
             self._right[b] += self._grow

@@ -33,12 +33,13 @@ outage neither closes the breaker nor looks like a comeback.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from typing import Any, Mapping
 
 from flywheel.learners.off_policy import SnipsGain
 from flywheel.learners.drift import DriftEvent, DriftMonitor
-from flywheel.learners.examples import LearningExample
+from flywheel.learners.examples import LearningExample, RefusedExample, example_problem
 from flywheel.learners.features import HashedFeaturizer
 from flywheel.learners.laplace import Laplace
 from flywheel.learners.linear_bandit import LinearBandit
@@ -212,7 +213,23 @@ class WorkflowLearner:
     # -- learning ------------------------------------------------------------
 
     def learn(self, ex: LearningExample) -> list[DriftEvent]:
-        """Learn from one run's outcome (each outcome once); returns the drifts it revealed."""
+        """Learn from one run's outcome (each outcome once); returns the drifts it revealed.
+
+        Raises RefusedExample, having changed nothing, when the example holds a
+        non-finite or absurd number (`example_problem`) or its reward is not finite.
+        """
+        reason = example_problem(ex)
+        r = reward(
+            self.spec.objective,
+            quality=ex.quality,
+            cost=ex.cost,
+            latency_s=ex.latency_s,
+            human_override=ex.human_override,
+        ) if reason is None else float("nan")
+        if reason is None and not math.isfinite(r):
+            reason = f"reward is not finite: {r!r}"
+        if reason is not None:
+            raise RefusedExample(reason)
         arm = ex.arm
         p_now = self.probability(ex.x, arm)  # before learning it: an out-of-sample estimate
         self._arm_n[arm] = self._arm_n.get(arm, 0) + 1
@@ -230,13 +247,6 @@ class WorkflowLearner:
             gate = self.thresholds.get(ex.gate)
             if gate is not None:
                 gate.learn_one(ex.confidence, ex.correct)
-        r = reward(
-            self.spec.objective,
-            quality=ex.quality,
-            cost=ex.cost,
-            latency_s=ex.latency_s,
-            human_override=ex.human_override,
-        )
         found: list[DriftEvent] = []
         if ex.confidence is not None and fresh and self._fails.get(arm, 0) >= self.down_after:
             found.append(

@@ -23,6 +23,7 @@ from flywheel.ledger.runs import (
 from flywheel.ledger.tables import decisions, outcomes
 from flywheel.ledger.records import (
     OutcomeEvent,
+    OutcomeLimits,
     OutcomeReport,
     Rejection,
     StoredOutcome,
@@ -36,33 +37,49 @@ INSERT_CHUNK = 1000
 """Most rows in one multi-row ``INSERT`` (keeps SQLite under its bound-parameter limit)."""
 
 
-def problem(event: OutcomeEvent) -> str | None:
+def _number(value: Any) -> bool:
+    """Whether ``value`` is a real number (a bool is not one, nor NaN or an infinity)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def problem(event: OutcomeEvent, limits: OutcomeLimits = OutcomeLimits()) -> str | None:
     """Why ``event`` is malformed, or None when its fields are acceptable.
 
     >>> problem(OutcomeEvent(event_id="e", run_id="r"))
     'needs success or quality'
     >>> problem(OutcomeEvent(event_id="e", run_id="r", quality=1.5))
     'quality must be within [0, 1], got 1.5'
+    >>> problem(OutcomeEvent(event_id="e", run_id="r", success=True, cost=1e308))
+    'cost must be a finite number within [0, 1000.0], got 1e+308'
     >>> problem(OutcomeEvent(event_id="e", run_id="r", success=False)) is None
     True
     """
     if event.success is None and event.quality is None:
         return "needs success or quality"
-    if event.quality is not None and not (0.0 <= event.quality <= 1.0):
+    if event.success is not None and not isinstance(event.success, bool):
+        return f"success must be true or false, got {event.success!r}"
+    if event.quality is not None and not (_number(event.quality) and 0.0 <= event.quality <= 1.0):
         return f"quality must be within [0, 1], got {event.quality!r}"
-    for name in ("cost", "latency_s"):
+    bounds = {"cost": limits.max_cost_usd, "latency_s": limits.max_latency_s, "occurred_at": math.inf}
+    for name, most in bounds.items():
         value = getattr(event, name)
-        if value is not None and not (math.isfinite(value) and value >= 0.0):
-            return f"{name} must be a finite number >= 0, got {value!r}"
+        if value is not None and not (_number(value) and 0.0 <= value <= most):
+            return f"{name} must be a finite number within [0, {most}], got {value!r}"
+    if not isinstance(event.human_override, bool):
+        return f"human_override must be true or false, got {event.human_override!r}"
     return None
 
 
 def record_outcomes(
-    connection: Connection, events: Sequence[OutcomeEvent], reward_of: RewardOf
+    connection: Connection,
+    events: Sequence[OutcomeEvent],
+    reward_of: RewardOf,
+    limits: OutcomeLimits = OutcomeLimits(),
 ) -> OutcomeReport:
     """Classify ``events`` as new, duplicate or rejected, and insert the new ones.
 
-    In order, an event is rejected when malformed (:func:`problem`); a
+    In order, an event is rejected when malformed (:func:`problem`, within
+    ``limits``), or when its reward is not a finite number; a
     duplicate when an earlier accepted event of the batch or a stored outcome
     has its event_id; rejected when its run is unknown; else new. The new rows
     go in one ``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING`` (per
@@ -84,7 +101,7 @@ def record_outcomes(
     seen: set[str] = set()
     rows: list[dict[str, Any]] = []
     for event in events:
-        reason = problem(event)
+        reason = problem(event, limits)
         if reason is not None:
             report.rejected.append(Rejection(event.event_id, reason))
         elif event.event_id in seen or event.event_id in stored:
@@ -92,11 +109,13 @@ def record_outcomes(
         elif event.run_id not in facts:
             report.rejected.append(Rejection(event.event_id, f"unknown run_id {event.run_id!r}"))
         else:
-            seen.add(event.event_id)
             workflow, agent_cost, agent_latency = facts[event.run_id]
-            rows.append(
-                _outcome_row(event, workflow, agent_cost, agent_latency, reward_of, received_at)
-            )
+            row = _outcome_row(event, workflow, agent_cost, agent_latency, reward_of, received_at)
+            if not math.isfinite(row["reward"]):
+                report.rejected.append(Rejection(event.event_id, f"reward is not finite: {row['reward']!r}"))
+                continue
+            seen.add(event.event_id)
+            rows.append(row)
     inserted: dict[str, int] = {}
     for chunk in chunks(rows, INSERT_CHUNK):
         stmt = (

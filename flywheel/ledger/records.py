@@ -55,6 +55,19 @@ class RunRecord:
     decision: DecisionRecord | None = None
 
 
+@dataclass(slots=True, frozen=True)
+class OutcomeLimits:
+    """The most an outcome may report; a larger (or non-finite) figure is refused, never stored.
+
+    A reward is quality minus weighted cost and latency: one absurd figure (cost 1e308)
+    would make it -inf and poison every learner that averages it, so the ledger and the
+    HTTP API refuse outcomes beyond these bounds. The defaults fit any single LLM run.
+    """
+
+    max_cost_usd: float = 1000.0  # USD per run
+    max_latency_s: float = 86400.0  # one day
+
+
 @dataclass(slots=True)
 class OutcomeEvent:
     """Feedback on a run, as posted; idempotent by event_id."""
@@ -63,11 +76,11 @@ class OutcomeEvent:
     run_id: str
     success: bool | None = None
     quality: float | None = None  # 0..1
-    cost: float | None = None  # USD; None: the agent's reported cost
-    latency_s: float | None = None  # None: the agent's reported latency
+    cost: float | None = None  # USD, within OutcomeLimits; None: the agent's reported cost
+    latency_s: float | None = None  # seconds, within OutcomeLimits; None: the agent's reported latency
     human_override: bool = False
     source: str = "service"
-    occurred_at: float | None = None
+    occurred_at: float | None = None  # unix seconds, finite and >= 0
 
 
 @dataclass(slots=True)

@@ -29,6 +29,8 @@ from flywheel.ledger import runs as run_log
 from flywheel.ledger import tokens as token_log
 from flywheel.ledger import versions as version_log
 from flywheel.ledger.engine import (
+    DEFAULT_SYNCHRONOUS,
+    SqliteSynchronous,
     create_ledger_engine,
     read_transaction,
     write_transaction,
@@ -36,6 +38,7 @@ from flywheel.ledger.engine import (
 from flywheel.ledger.records import (
     LearningEvent,
     OutboxVersion,
+    OutcomeLimits,
     OutcomeJoin,
     AuditEntry,
     OutcomeEvent,
@@ -70,12 +73,22 @@ class Ledger:
     >>> ledger.dispose()
     """
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        echo: bool = False,
+        synchronous: SqliteSynchronous = DEFAULT_SYNCHRONOUS,
+        outcome_limits: OutcomeLimits = OutcomeLimits(),
+    ) -> None:
         """Connect lazily to ``url`` (``sqlite:///path`` or ``postgresql+psycopg://...``).
 
-        For a SQLite file the parent directory is created.
+        For a SQLite file the parent directory is created. ``synchronous`` is SQLite's
+        ``PRAGMA synchronous`` on every connection (see flywheel.ledger.engine);
+        ``outcome_limits`` bound what an outcome may report (larger figures are rejected).
         """
-        self._engine: Engine = create_ledger_engine(url, echo=echo)
+        self._engine: Engine = create_ledger_engine(url, echo=echo, synchronous=synchronous)
+        self.outcome_limits = outcome_limits
         self._audit_lock = threading.Lock()
         self._sqlite_write_lock = threading.Lock() if self.dialect == "sqlite" else None
 
@@ -189,7 +202,7 @@ class Ledger:
         if not events:
             return OutcomeReport()
         with self._write() as connection:
-            return outcome_log.record_outcomes(connection, events, reward_of)
+            return outcome_log.record_outcomes(connection, events, reward_of, self.outcome_limits)
 
     def outcomes_after(
         self, position: int, *, workflow: str | None = None, limit: int = 1000
@@ -206,7 +219,7 @@ class Ledger:
             return learning_log.joined_outcomes_after(connection, position, workflow, limit)
 
     def record_learning_events(self, events: list[LearningEvent]) -> None:
-        """Append what the learners noticed (drifts), as evidence for the next version."""
+        """Append what the learners noticed (drifts, refused outcomes), as evidence for the next version."""
         if events:
             with self._write() as connection:
                 learning_log.record_events(connection, events)

@@ -113,7 +113,7 @@ class Runtime:
     @classmethod
     def from_settings(cls, settings: AppSettings, agents: AgentCaller) -> "Runtime":
         specs = load_workflows(settings)
-        ledger = Ledger(settings.resolved_database_url())
+        ledger = settings.open_ledger()
         ledger.upgrade()
         configs = ConfigBook([initial_config(s, seed=settings.seed) for s in specs.values()])
         return cls(specs, ledger, agents, configs, ledger_batch=settings.ledger_batch,

@@ -26,6 +26,10 @@ from pydantic_settings import (
 )
 
 from flywheel.services.limit_settings import LimitSettings
+from flywheel.learners.examples import CEILINGS
+from flywheel.ledger import Ledger
+from flywheel.ledger.engine import DEFAULT_SYNCHRONOUS, SqliteSynchronous
+from flywheel.ledger.records import OutcomeLimits
 from flywheel.workflows.loading import ConfigError, config_error, packaged_configs
 
 ENV_PREFIX = "FLYWHEEL_"
@@ -150,6 +154,33 @@ class GovernanceSettings(_Model):
     )
 
 
+_LIMITS = OutcomeLimits()  # the defaults
+
+
+class OutcomeLimitSettings(_Model):
+    """The most an outcome may report. A larger figure is refused (HTTP 422 naming the field),
+    never stored: one absurd cost would make its reward -inf and poison the learners."""
+
+    max_cost_usd: float = Field(
+        default=_LIMITS.max_cost_usd,
+        gt=0,
+        le=CEILINGS.cost_usd,
+        description=f"Largest cost of one run in USD (default {_LIMITS.max_cost_usd:g}; "
+        f"at most the learners' own ceiling, {CEILINGS.cost_usd:g}).",
+    )
+    max_latency_s: float = Field(
+        default=_LIMITS.max_latency_s,
+        gt=0,
+        le=CEILINGS.latency_s,
+        description=f"Largest latency of one run in seconds (default {_LIMITS.max_latency_s:g}: "
+        f"one day; at most the learners' own ceiling, {CEILINGS.latency_s:g}).",
+    )
+
+    def limits(self) -> OutcomeLimits:
+        """The ledger's plain form of these limits."""
+        return OutcomeLimits(max_cost_usd=self.max_cost_usd, max_latency_s=self.max_latency_s)
+
+
 class _MlflowUriEnv(PydanticBaseSettingsSource):
     """The documented short name FLYWHEEL_MLFLOW_URI for learning.mlflow_tracking_uri."""
 
@@ -192,6 +223,18 @@ class AppSettings(BaseSettings):
     limits: LimitSettings = Field(
         default_factory=LimitSettings, description="What one client may send, and how often (per ingress replica)."
     )
+    ledger_synchronous: SqliteSynchronous = Field(
+        default=DEFAULT_SYNCHRONOUS,
+        description=(
+            "SQLite's PRAGMA synchronous on every ledger connection (WAL mode; PostgreSQL ignores it). "
+            "NORMAL (the default): an acknowledged write survives the process being killed, but a power "
+            "loss or OS crash may roll back the last commits. FULL: fsync on every commit, so acknowledged "
+            "writes survive those too, at the cost of one fsync per write transaction. OFF and EXTRA as SQLite."
+        ),
+    )
+    outcome_limits: OutcomeLimitSettings = Field(
+        default_factory=OutcomeLimitSettings, description="The most an outcome may report (cost, latency)."
+    )
 
     @classmethod
     def settings_customise_sources(
@@ -208,6 +251,15 @@ class AppSettings(BaseSettings):
     def resolved_database_url(self) -> str:
         """The ledger's URL (the environment is already applied; kept for callers)."""
         return self.database_url
+
+    def open_ledger(self, url: str | None = None) -> Ledger:
+        """A Ledger on `url` (default: the settings' URL) with these settings' synchronous level
+        and outcome limits."""
+        return Ledger(
+            url or self.resolved_database_url(),
+            synchronous=self.ledger_synchronous,
+            outcome_limits=self.outcome_limits.limits(),
+        )
 
     def absolute(self, base: Path | None = None) -> "AppSettings":
         """These settings with relative paths made absolute against `base` (default: cwd).

@@ -21,7 +21,7 @@ def governor_of(settings: AppSettings, ledger: Ledger) -> Governor:
 def learning_loop(settings: AppSettings) -> LearningLoop:
     """The loop of these settings, restored from its newest state (outbox, else registry)."""
     learning = settings.learning
-    ledger = Ledger(settings.resolved_database_url())
+    ledger = settings.open_ledger()
     ledger.upgrade()
     governor = governor_of(settings, ledger)
     loop = LearningLoop(

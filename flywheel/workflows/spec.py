@@ -31,6 +31,16 @@ class InputField(_Model):
     )
     required: bool = Field(default=True, description="Whether a run's input must carry the field.")
     description: str = Field(default="", description="What the field means, for the OpenAPI docs.")
+    min: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="number: smallest allowed value (None: no lower bound; NaN and infinities are always refused).",
+    )
+    max: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="number: largest allowed value (None: no upper bound; NaN and infinities are always refused).",
+    )
 
     @model_validator(mode="after")
     def _values_for_categories(self) -> "InputField":
@@ -38,6 +48,10 @@ class InputField(_Model):
             raise ValueError(f"field {self.name!r}: a category field needs a non-empty `values` list")
         if self.type != "category" and self.values is not None:
             raise ValueError(f"field {self.name!r}: `values` applies to category fields only")
+        if self.type != "number" and (self.min is not None or self.max is not None):
+            raise ValueError(f"field {self.name!r}: `min` and `max` apply to number fields only")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"field {self.name!r}: min ({self.min}) is above max ({self.max})")
         return self
 
 

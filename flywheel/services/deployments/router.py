@@ -56,9 +56,7 @@ class RouterDeployment:
             self._task = asyncio.get_running_loop().create_task(self._follow())
 
     def _make_ops(self, workflows: list[str]) -> GovernanceOps:
-        from flywheel.ledger import Ledger
-
-        ledger = Ledger(self.settings.resolved_database_url())
+        ledger = self.settings.open_ledger()
         ledger.upgrade()
         return GovernanceOps.from_settings(self.settings, ledger, workflows)
 

@@ -8,10 +8,13 @@ endpoint but /v1/health needs a bearer token whose role it allows (see auth.py).
 from __future__ import annotations
 
 import asyncio
+import math
 from contextlib import asynccontextmanager
 from typing import Awaitable, Callable
 
 from fastapi import Depends, FastAPI, Request
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from flywheel.services.http import schemas as s
@@ -93,6 +96,13 @@ def create_api(factory: RuntimeFactory, limits: LimitSettings | None = None) -> 
     @app.exception_handler(Conflict)
     async def _conflict(request: Request, e: Conflict) -> JSONResponse:
         return error(409, ["path", "run_id"], str(e), "conflict")
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid_request(request: Request, e: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler, except that a NaN or infinite input is echoed as a string:
+        # JSON has no such numbers, and failing to write them turned a 422 into a 500.
+        finite = {float: lambda v: v if math.isfinite(v) else repr(v)}
+        return JSONResponse(status_code=422, content={"detail": jsonable_encoder(e.errors(), custom_encoder=finite)})
 
     @app.exception_handler(InvalidInput)
     async def _invalid_input(request: Request, e: InvalidInput) -> JSONResponse:
@@ -192,10 +202,12 @@ def create_api(factory: RuntimeFactory, limits: LimitSettings | None = None) -> 
     async def post_outcomes(body: s.OutcomeBatch, rt: Runtime = Depends(runtime)):
         """Outcomes of runs, in a batch; idempotent by event_id. Stored before the response.
 
-        Event ids starting with `human:` are refused (422): resumes write those.
+        Event ids starting with `human:` are refused (422): resumes write those. A number out of
+        bounds (or NaN, infinite, a boolean) is a 422 naming it: nothing is stored.
         """
         if len(body.events) > limits.max_outcome_batch:
             refuse(["body", "events"], f"more than {limits.max_outcome_batch} events", "too_long")
+        s.check_outcome_limits(body, rt.ledger.outcome_limits)
         report = await rt.post_outcomes([OutcomeEvent(**e.model_dump()) for e in body.events])
         return s.OutcomeReportOut(
             new=report.new,

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from flywheel.ledger.records import RunRecord, RunView, StoredOutcome
+from flywheel.ledger.records import OutcomeLimits, RunRecord, RunView, StoredOutcome
 from flywheel.services.runtime import HUMAN_EVENT_PREFIX
 
 RESERVED_EVENT_PREFIXES = (HUMAN_EVENT_PREFIX,)
@@ -109,20 +110,50 @@ class ResumeRequest(_In):
         return self
 
 
+_LIMITS = OutcomeLimits()
+
+
 class OutcomeIn(_In):
+    """One outcome as posted. Every number reaches the learners, so each is strict (a boolean is
+    not a number, a string not a boolean), finite (NaN and infinities are refused) and bounded;
+    cost and latency within the settings' `outcome_limits` (see `check_outcome_limits`)."""
+
     event_id: str = Field(
         min_length=1,
         max_length=200,
+        strict=True,
         description="Idempotency key: a repeat is a duplicate. Ids starting with `human:` are the service's own.",
     )
-    run_id: str = Field(min_length=1, max_length=64, description="The run the outcome is about.")
-    success: bool | None = Field(default=None, description="Whether the run's result was right.")
-    quality: float | None = Field(default=None, description="Quality score in [0, 1].")
-    cost: float | None = Field(default=None, ge=0, description="Cost in USD (default: the agent's reported cost).")
-    latency_s: float | None = Field(default=None, ge=0, description="Latency in seconds (default: the agent's).")
-    human_override: bool = Field(default=False, description="Whether a human overrode the answer.")
-    source: str = Field(default="service", max_length=200, description="Who reports it.")
-    occurred_at: float | None = Field(default=None, description="Unix time the outcome happened.")
+    run_id: str = Field(min_length=1, max_length=64, strict=True, description="The run the outcome is about.")
+    success: bool | None = Field(default=None, strict=True, description="Whether the run's result was right.")
+    quality: float | None = Field(
+        default=None, ge=0, le=1, strict=True, allow_inf_nan=False, description="Quality score in [0, 1]."
+    )
+    cost: float | None = Field(
+        default=None,
+        ge=0,
+        strict=True,
+        allow_inf_nan=False,
+        description=(
+            "Cost of the run in USD, finite, in [0, outcome_limits.max_cost_usd] "
+            f"(default max {_LIMITS.max_cost_usd:g} USD per run); default: the agent's reported cost."
+        ),
+    )
+    latency_s: float | None = Field(
+        default=None,
+        ge=0,
+        strict=True,
+        allow_inf_nan=False,
+        description=(
+            "Latency of the run in seconds, finite, in [0, outcome_limits.max_latency_s] "
+            f"(default max {_LIMITS.max_latency_s:g} s: one day); default: the agent's reported latency."
+        ),
+    )
+    human_override: bool = Field(default=False, strict=True, description="Whether a human overrode the answer.")
+    source: str = Field(default="service", max_length=200, strict=True, description="Who reports it.")
+    occurred_at: float | None = Field(
+        default=None, ge=0, strict=True, allow_inf_nan=False, description="Unix time the outcome happened (seconds)."
+    )
 
     @field_validator("event_id")
     @classmethod
@@ -137,6 +168,24 @@ class OutcomeBatch(_In):
     events: list[OutcomeIn] = Field(
         min_length=1, max_length=10000, description="Outcome events (at most limits.max_outcome_batch)."
     )
+
+
+def check_outcome_limits(batch: OutcomeBatch, limits: OutcomeLimits) -> None:
+    """Raise RequestValidationError (HTTP 422, nothing stored) naming every event's cost or
+    latency beyond `limits` (the settings' outcome_limits: the model cannot know them)."""
+    errors = []
+    for i, e in enumerate(batch.events):
+        for name, value, most in (("cost", e.cost, limits.max_cost_usd), ("latency_s", e.latency_s, limits.max_latency_s)):
+            if value is not None and value > most:
+                errors.append({
+                    "type": "less_than_equal",
+                    "loc": ("body", "events", i, name),
+                    "msg": f"Input should be less than or equal to {most:g}",
+                    "input": value,
+                    "ctx": {"le": most},
+                })
+    if errors:
+        raise RequestValidationError(errors)
 
 
 class RejectionOut(_Out):
