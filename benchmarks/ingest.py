@@ -40,6 +40,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from fastapi import FastAPI, Request
+
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = "ticket_triage"
 PG = "127.0.0.1:5432/test"
@@ -177,7 +179,6 @@ def make_runs(url: str, n: int, prefix: str) -> list[str]:
 
 def floor_deployment(url: str):
     """The floor: parse the body, one executemany of the rows into `outcomes`, commit, reply."""
-    from fastapi import FastAPI, Request
     from ray import serve
 
     def build() -> FastAPI:

@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from flywheel.ledger.runs import (
-    chunks,
     count_runs,
     dialect_insert,
+    in_ids,
     run_facts,
     stored_outcome,
 )
@@ -160,14 +160,11 @@ def workflow_stats(connection: Connection, workflow: str) -> WorkflowStats:
 
 
 def _stored_event_ids(connection: Connection, event_ids: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    for chunk in chunks(list(dict.fromkeys(event_ids))):
-        found.update(
-            connection.execute(
-                select(outcomes.c.event_id).where(outcomes.c.event_id.in_(chunk))
-            ).scalars()
-        )
-    return found
+    if not event_ids:
+        return set()
+    unique = list(dict.fromkeys(event_ids))
+    query = select(outcomes.c.event_id).where(in_ids(connection, outcomes.c.event_id, unique))
+    return set(connection.execute(query).scalars())
 
 
 def _insert_new(connection: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
