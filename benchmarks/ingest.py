@@ -24,7 +24,6 @@ stored outcomes are counted against what was acknowledged as new.
 Writes benchmarks/results/ingest.json.
 """
 
-from __future__ import annotations
 
 import argparse
 import http.client
