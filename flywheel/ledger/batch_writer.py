@@ -1,19 +1,25 @@
 """Group commit: concurrent callers' writes share one transaction, each caller waits for it.
 
-A run is acknowledged only after the transaction holding it commits, so nothing
-accepted is lost; under load, many runs share one commit instead of one each.
+A run (or a batch of outcomes) is acknowledged only after the transaction
+holding it commits, so nothing accepted is lost; under load, many share one
+commit instead of one each.
 """
 
 from __future__ import annotations
 
 import asyncio
-from typing import Callable, Generic, TypeVar
+from collections.abc import Sequence
+from typing import Any, Callable, Generic, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 
-class BatchWriter(Generic[T]):
+class BatchWriter(Generic[T, R]):
     """Collects items from concurrent coroutines and writes them with `write(items)` in a thread.
+
+    `write` returns None, or one result per item (in the items' order), which
+    is what each item's `submit` returns.
 
     >>> import asyncio
     >>> batches = []
@@ -24,26 +30,31 @@ class BatchWriter(Generic[T]):
     >>> asyncio.run(main())
     >>> sorted(x for b in batches for x in b), len(batches) <= 5
     ([0, 1, 2, 3, 4], True)
+    >>> async def doubled():
+    ...     writer = BatchWriter(lambda items: [2 * i for i in items])
+    ...     return await asyncio.gather(*(writer.submit(i) for i in range(3)))
+    >>> asyncio.run(doubled())
+    [0, 2, 4]
     """
 
-    def __init__(self, write: Callable[[list[T]], None], max_batch: int = 256):
+    def __init__(self, write: Callable[[list[T]], Sequence[R] | None], max_batch: int = 256):
         self.write = write
         self.max_batch = max_batch
-        self._queue: asyncio.Queue[tuple[T, asyncio.Future[None]]] | None = None
+        self._queue: asyncio.Queue[tuple[T, asyncio.Future[Any]]] | None = None
         self._task: asyncio.Task[None] | None = None
 
-    def _ensure_started(self) -> asyncio.Queue[tuple[T, asyncio.Future[None]]]:
+    def _ensure_started(self) -> asyncio.Queue[tuple[T, asyncio.Future[Any]]]:
         if self._queue is None:
             self._queue = asyncio.Queue()
             self._task = asyncio.get_running_loop().create_task(self._drain())
         return self._queue
 
-    async def submit(self, item: T) -> None:
-        """Queue `item` and return once it is committed (raises what the write raised)."""
+    async def submit(self, item: T) -> R | None:
+        """Queue `item`; once it is committed, its result (raises what the write raised)."""
         queue = self._ensure_started()
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        done: asyncio.Future[R | None] = asyncio.get_running_loop().create_future()
         queue.put_nowait((item, done))
-        await done
+        return await done
 
     async def _drain(self) -> None:
         assert self._queue is not None
@@ -58,15 +69,17 @@ class BatchWriter(Generic[T]):
             if not batch:
                 continue
             try:
-                await asyncio.to_thread(self.write, [item for item, _ in batch])
+                results = await asyncio.to_thread(self.write, [item for item, _ in batch])
+                if results is not None and len(results) != len(batch):
+                    raise RuntimeError(f"write returned {len(results)} results for {len(batch)} items")
             except Exception as e:  # every waiter of this batch learns it failed
                 for _, fut in batch:
                     if not fut.done():
                         fut.set_exception(e)
             else:
-                for _, fut in batch:
+                for k, (_, fut) in enumerate(batch):
                     if not fut.done():
-                        fut.set_result(None)
+                        fut.set_result(None if results is None else results[k])
 
     async def close(self) -> None:
         """Stop the drain task once everything queued is written."""

@@ -14,9 +14,9 @@ from typing import Any
 from sqlalchemy import Connection, func, select
 
 from flywheel.ledger.runs import (
-    chunks,
     count_runs,
     dialect_insert,
+    in_ids,
     run_facts,
     stored_outcome,
 )
@@ -32,10 +32,6 @@ from flywheel.ledger.records import (
 
 RewardOf = Callable[[str, OutcomeEvent, float, float], float]
 """(workflow, event, agent cost, agent latency_s) -> reward."""
-
-INSERT_CHUNK = 1000
-"""Most rows in one multi-row ``INSERT`` (keeps SQLite under its bound-parameter limit)."""
-
 
 def _number(value: Any) -> bool:
     """Whether ``value`` is a real number (a bool is not one, nor NaN or an infinity)."""
@@ -78,13 +74,29 @@ def record_outcomes(
 ) -> OutcomeReport:
     """Classify ``events`` as new, duplicate or rejected, and insert the new ones.
 
+    One batch of :func:`record_outcome_batches`; the rules are there.
+    """
+    return record_outcome_batches(connection, [events], reward_of, limits)[0]
+
+
+def record_outcome_batches(
+    connection: Connection,
+    batches: Sequence[Sequence[OutcomeEvent]],
+    reward_of: RewardOf,
+    limits: OutcomeLimits = OutcomeLimits(),
+) -> list[OutcomeReport]:
+    """Classify the events of several batches, insert the new ones: one report per batch.
+
+    The batches are taken in order as one sequence of events (so concurrent
+    requests can share a transaction, see :class:`~flywheel.ledger.batch_writer.BatchWriter`).
     In order, an event is rejected when malformed (:func:`problem`, within
-    ``limits``), or when its reward is not a finite number; a
-    duplicate when an earlier accepted event of the batch or a stored outcome
-    has its event_id; rejected when its run is unknown; else new. The new rows
-    go in one ``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING`` (per
-    :data:`INSERT_CHUNK` rows), so a row that a concurrent batch stored first
-    counts as a duplicate too.
+    ``limits``) or when its reward is not a finite number; a
+    duplicate when an earlier accepted event (of any batch) or a stored outcome
+    has its event_id; rejected when its run is unknown; else new. Two queries
+    for all the batches (stored event ids, the runs' facts) and one
+    ``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING`` executed with
+    every new row (SQLAlchemy's "insertmanyvalues" pages it), so a row that a
+    concurrent transaction stored first counts as a duplicate too.
 
     On PostgreSQL the transaction first locks ``outcomes`` against other
     writers (``SHARE ROW EXCLUSIVE``; readers are not blocked). Positions then
@@ -94,41 +106,41 @@ def record_outcomes(
     """
     if connection.dialect.name == "postgresql":
         connection.exec_driver_sql("LOCK TABLE outcomes IN SHARE ROW EXCLUSIVE MODE")
-    report = OutcomeReport()
-    stored = _stored_event_ids(connection, [e.event_id for e in events])
-    facts = run_facts(connection, [e.run_id for e in events])
+    every = [event for events in batches for event in events]
+    stored = _stored_event_ids(connection, [e.event_id for e in every])
+    facts = run_facts(connection, [e.run_id for e in every])
     received_at = time.time()
     seen: set[str] = set()
+    reports = [OutcomeReport() for _ in batches]
     rows: list[dict[str, Any]] = []
-    for event in events:
-        reason = problem(event, limits)
-        if reason is not None:
-            report.rejected.append(Rejection(event.event_id, reason))
-        elif event.event_id in seen or event.event_id in stored:
+    owners: list[OutcomeReport] = []
+    for report, events in zip(reports, batches):
+        for event in events:
+            reason = problem(event, limits)
+            if reason is not None:
+                report.rejected.append(Rejection(event.event_id, reason))
+            elif event.event_id in seen or event.event_id in stored:
+                report.duplicate += 1
+            elif event.run_id not in facts:
+                report.rejected.append(Rejection(event.event_id, f"unknown run_id {event.run_id!r}"))
+            else:
+                workflow, agent_cost, agent_latency = facts[event.run_id]
+                row = _outcome_row(event, workflow, agent_cost, agent_latency, reward_of, received_at)
+                if not math.isfinite(row["reward"]):
+                    report.rejected.append(Rejection(event.event_id, f"reward is not finite: {row['reward']!r}"))
+                    continue
+                seen.add(event.event_id)
+                rows.append(row)
+                owners.append(report)
+    inserted = _insert_new(connection, rows)
+    for row, report in zip(rows, owners):
+        position = inserted.get(row["event_id"])
+        if position is None:
             report.duplicate += 1
-        elif event.run_id not in facts:
-            report.rejected.append(Rejection(event.event_id, f"unknown run_id {event.run_id!r}"))
         else:
-            workflow, agent_cost, agent_latency = facts[event.run_id]
-            row = _outcome_row(event, workflow, agent_cost, agent_latency, reward_of, received_at)
-            if not math.isfinite(row["reward"]):
-                report.rejected.append(Rejection(event.event_id, f"reward is not finite: {row['reward']!r}"))
-                continue
-            seen.add(event.event_id)
-            rows.append(row)
-    inserted: dict[str, int] = {}
-    for chunk in chunks(rows, INSERT_CHUNK):
-        stmt = (
-            dialect_insert(connection, outcomes)
-            .values(list(chunk))
-            .on_conflict_do_nothing(index_elements=[outcomes.c.event_id])
-            .returning(outcomes.c.event_id, outcomes.c.position)
-        )
-        inserted.update({event_id: position for event_id, position in connection.execute(stmt)})
-    report.new = len(inserted)
-    report.duplicate += len(rows) - len(inserted)
-    report.new_positions = [inserted[row["event_id"]] for row in rows if row["event_id"] in inserted]
-    return report
+            report.new += 1
+            report.new_positions.append(position)
+    return reports
 
 
 def outcomes_after(
@@ -170,14 +182,23 @@ def workflow_stats(connection: Connection, workflow: str) -> WorkflowStats:
 
 
 def _stored_event_ids(connection: Connection, event_ids: Sequence[str]) -> set[str]:
-    found: set[str] = set()
-    for chunk in chunks(list(dict.fromkeys(event_ids))):
-        found.update(
-            connection.execute(
-                select(outcomes.c.event_id).where(outcomes.c.event_id.in_(chunk))
-            ).scalars()
-        )
-    return found
+    if not event_ids:
+        return set()
+    unique = list(dict.fromkeys(event_ids))
+    query = select(outcomes.c.event_id).where(in_ids(connection, outcomes.c.event_id, unique))
+    return set(connection.execute(query).scalars())
+
+
+def _insert_new(connection: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Insert ``rows`` unless their event_id is stored; event_id -> position of those inserted."""
+    if not rows:
+        return {}
+    stmt = (
+        dialect_insert(connection, outcomes)
+        .on_conflict_do_nothing(index_elements=[outcomes.c.event_id])
+        .returning(outcomes.c.event_id, outcomes.c.position)
+    )
+    return {event_id: position for event_id, position in connection.execute(stmt, rows)}
 
 
 def _outcome_row(

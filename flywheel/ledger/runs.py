@@ -6,10 +6,12 @@ owns the transactions. Rows become records on the way out.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Row, Table, case, func, select, update
+from sqlalchemy import ARRAY, Column, ColumnElement, Connection, Row, String, Table, any_, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from flywheel.ledger.tables import decisions, outcomes, runs, steps
@@ -35,6 +37,18 @@ def chunks(items: Sequence[_T], size: int = CHUNK) -> Iterator[Sequence[_T]]:
     """``items`` in consecutive slices of at most ``size``."""
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def in_ids(connection: Connection, column: Column[Any], ids: Sequence[str]) -> ColumnElement[bool]:
+    """``column IN ids`` with the ids as one bound value: a PostgreSQL array, a SQLite JSON array.
+
+    One statement whatever the number of ids, so SQLAlchemy compiles it once
+    (an ``IN`` list is re-rendered for every length) and no chunking is needed.
+    """
+    if connection.dialect.name == "postgresql":
+        return column == any_(bindparam("ids", list(ids), type_=ARRAY(String)))
+    each = func.json_each(bindparam("ids", json.dumps(list(ids)), type_=String)).table_valued("value")
+    return column.in_(select(each.c.value))
 
 
 def write_runs(connection: Connection, records: Iterable[RunRecord]) -> None:
@@ -151,27 +165,28 @@ def run_facts(
     """For the ids that exist: run_id -> (workflow, agent cost, agent latency_s).
 
     Cost and latency are summed over the run's steps of kind ``agent`` (a run
-    normally has one), from their outputs' ``cost`` and ``latency_s``; a
-    missing or non-numeric value counts as 0.0.
+    normally has one), from their outputs' ``cost`` and ``latency_s``, read in
+    SQL as text; a missing value, or one that does not read as a finite
+    number, counts as 0.0.
     """
     facts: dict[str, tuple[str, float, float]] = {}
-    unique = list(dict.fromkeys(run_ids))
-    for chunk in chunks(unique):
-        rows = connection.execute(
-            select(runs.c.run_id, runs.c.workflow, steps.c.output)
-            .select_from(
-                runs.outerjoin(
-                    steps, (steps.c.run_id == runs.c.run_id) & (steps.c.kind == "agent")
-                )
-            )
-            .where(runs.c.run_id.in_(chunk))
-        ).all()
-        for run_id, workflow, output in rows:
-            _, cost, latency = facts.get(run_id, (workflow, 0.0, 0.0))
-            out = output if isinstance(output, dict) else {}
-            cost += _number(out.get("cost"))
-            latency += _number(out.get("latency_s"))
-            facts[run_id] = (workflow, cost, latency)
+    if not run_ids:
+        return facts
+    rows = connection.execute(  # only the two figures of each output, not the whole JSON
+        select(
+            runs.c.run_id,
+            runs.c.workflow,
+            steps.c.output["cost"].as_string(),
+            steps.c.output["latency_s"].as_string(),
+        )
+        .select_from(
+            runs.outerjoin(steps, (steps.c.run_id == runs.c.run_id) & (steps.c.kind == "agent"))
+        )
+        .where(in_ids(connection, runs.c.run_id, list(dict.fromkeys(run_ids))))
+    ).all()
+    for run_id, workflow, step_cost, step_latency in rows:
+        _, cost, latency = facts.get(run_id, (workflow, 0.0, 0.0))
+        facts[run_id] = (workflow, cost + _number(step_cost), latency + _number(step_latency))
     return facts
 
 
@@ -187,9 +202,14 @@ def count_runs(connection: Connection, workflow: str) -> tuple[int, int]:
 
 
 def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """A figure read from JSON as text (or a number, as SQLite gives it): 0.0 unless it is a finite number."""
+    if isinstance(value, bool) or value is None:
         return 0.0
-    return float(value)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return 0.0
+    return number if math.isfinite(number) else 0.0
 
 
 def _run_row(record: RunRecord) -> dict[str, Any]:

@@ -204,6 +204,22 @@ class Ledger:
         with self._write() as connection:
             return outcome_log.record_outcomes(connection, events, reward_of, self.outcome_limits)
 
+    def record_outcome_batches(
+        self,
+        batches: list[list[OutcomeEvent]],
+        reward_of: Callable[[str, OutcomeEvent, float, float], float],
+    ) -> list[OutcomeReport]:
+        """Several callers' batches in one transaction (group commit): one report per batch.
+
+        As if each batch were recorded in turn (an event_id accepted in an
+        earlier batch is a duplicate in a later one), but with one commit.
+        See :func:`flywheel.ledger.outcomes.record_outcome_batches`.
+        """
+        if not any(batches):
+            return [OutcomeReport() for _ in batches]
+        with self._write() as connection:
+            return outcome_log.record_outcome_batches(connection, batches, reward_of, self.outcome_limits)
+
     def outcomes_after(
         self, position: int, *, workflow: str | None = None, limit: int = 1000
     ) -> list[StoredOutcome]:

@@ -35,6 +35,10 @@ if TYPE_CHECKING:
     from flywheel.services.governance_api import GovernanceClient
 
 
+OUTCOME_BATCHES_PER_COMMIT = 64
+"""Most outcome batches (requests) that share one ledger transaction."""
+
+
 class UnknownWorkflow(LookupError):
     pass
 
@@ -95,15 +99,23 @@ class Runtime:
         self.engines = {name: Engine(spec, agents) for name, spec in specs.items()}
         base = run_limits or RunLimits()
         self.run_limits = {name: spec.limits.over(base) for name, spec in specs.items()}
-        self.writer: BatchWriter[RunRecord] = BatchWriter(ledger.insert_new_runs, max_batch=ledger_batch)
+        self.writer: BatchWriter[RunRecord, None] = BatchWriter(ledger.insert_new_runs, max_batch=ledger_batch)
+        # Outcome batches of concurrent requests share a transaction too (group commit).
+        self.outcome_writer: BatchWriter[list[OutcomeEvent], OutcomeReport] = BatchWriter(
+            self._record_outcome_batches, max_batch=OUTCOME_BATCHES_PER_COMMIT
+        )
         self._on_close: list[Callable[[], Awaitable[None]]] = []
         self._on_outcomes: list[Callable[[list[int]], object]] = []
+        self._new_positions: list[int] = []  # stored, not yet told to the on_outcomes callbacks
         # Review and operator operations (set by whoever serves: the router deployment's
         # client on Serve, in-process operations locally); None when there is no registry.
         self.governance: GovernanceClient | None = None
 
     def on_outcomes(self, callback: Callable[[list[int]], object]) -> None:
-        """Call `callback(positions)` after new outcomes are stored (e.g. to wake the learner)."""
+        """Call `callback(positions)` after new outcomes are stored (e.g. to wake the learner).
+
+        Batches committed together are told in one call.
+        """
         self._on_outcomes.append(callback)
 
     def on_close(self, callback: Callable[[], Awaitable[None]]) -> None:
@@ -179,11 +191,22 @@ class Runtime:
         return updated
 
     async def post_outcomes(self, events: list[OutcomeEvent]) -> OutcomeReport:
-        report = await asyncio.to_thread(self.ledger.record_outcomes, events, self._reward_of)
-        if report.new_positions:
-            for callback in self._on_outcomes:
-                callback(report.new_positions)
+        """Record a batch of outcomes; returns once it is committed (with concurrent batches)."""
+        report = await self.outcome_writer.submit(events)
+        assert report is not None
+        if report.new_positions and self._on_outcomes:
+            if not self._new_positions:  # the first of a commit's batches to wake up schedules the call
+                asyncio.get_running_loop().call_soon(self._tell_new_outcomes)
+            self._new_positions.extend(report.new_positions)
         return report
+
+    def _record_outcome_batches(self, batches: list[list[OutcomeEvent]]) -> list[OutcomeReport]:
+        return self.ledger.record_outcome_batches(batches, self._reward_of)
+
+    def _tell_new_outcomes(self) -> None:
+        positions, self._new_positions = sorted(self._new_positions), []
+        for callback in self._on_outcomes:
+            callback(positions)
 
     def _reward_of(
         self, workflow: str, event: OutcomeEvent, agent_cost: float, agent_latency_s: float
@@ -208,4 +231,5 @@ class Runtime:
         for callback in self._on_close:
             await callback()
         await self.writer.close()
+        await self.outcome_writer.close()
         self.ledger.dispose()
