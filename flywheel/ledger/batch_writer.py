@@ -44,10 +44,22 @@ class BatchWriter(Generic[T, R]):
         self._task: asyncio.Task[None] | None = None
 
     def _ensure_started(self) -> asyncio.Queue[tuple[T, asyncio.Future[Any]]]:
+        loop = asyncio.get_running_loop()
+        if self._task is not None and self._task.get_loop() is not loop:
+            self._stop_elsewhere()  # called from another event loop now (a test client's, say)
         if self._queue is None:
             self._queue = asyncio.Queue()
-            self._task = asyncio.get_running_loop().create_task(self._drain())
+            self._task = loop.create_task(self._drain(self._queue))
         return self._queue
+
+    def _stop_elsewhere(self) -> None:
+        """Let the drain task of another event loop finish what it holds, without waiting for it."""
+        assert self._task is not None and self._queue is not None
+        other = self._task.get_loop()
+        if not other.is_closed():
+            other.call_soon_threadsafe(self._queue.put_nowait, (None, None))
+        self._task = None
+        self._queue = None
 
     async def submit(self, item: T) -> R | None:
         """Queue `item`; once it is committed, its result (raises what the write raised)."""
@@ -56,13 +68,12 @@ class BatchWriter(Generic[T, R]):
         queue.put_nowait((item, done))
         return await done
 
-    async def _drain(self) -> None:
-        assert self._queue is not None
+    async def _drain(self, queue: asyncio.Queue[tuple[T, asyncio.Future[Any]]]) -> None:
         stopping = False
         while not stopping:
-            batch = [await self._queue.get()]
-            while len(batch) < self.max_batch and not self._queue.empty():
-                batch.append(self._queue.get_nowait())
+            batch = [await queue.get()]
+            while len(batch) < self.max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
             if batch[-1][1] is None:  # the sentinel close() queued last
                 batch.pop()
                 stopping = True
@@ -84,6 +95,9 @@ class BatchWriter(Generic[T, R]):
     async def close(self) -> None:
         """Stop the drain task once everything queued is written."""
         if self._task is None or self._queue is None:
+            return
+        if self._task.get_loop() is not asyncio.get_running_loop():
+            self._stop_elsewhere()
             return
         self._queue.put_nowait((None, None))  # type: ignore[arg-type]
         await self._task

@@ -8,13 +8,10 @@ endpoint but /v1/health needs a bearer token whose role it allows (see auth.py).
 from __future__ import annotations
 
 import asyncio
-import math
 from contextlib import asynccontextmanager
 from typing import Awaitable, Callable
 
 from fastapi import Depends, FastAPI, Request
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from flywheel.services.http import schemas as s
@@ -96,13 +93,6 @@ def create_api(factory: RuntimeFactory, limits: LimitSettings | None = None) -> 
     @app.exception_handler(Conflict)
     async def _conflict(request: Request, e: Conflict) -> JSONResponse:
         return error(409, ["path", "run_id"], str(e), "conflict")
-
-    @app.exception_handler(RequestValidationError)
-    async def _invalid_request(request: Request, e: RequestValidationError) -> JSONResponse:
-        # FastAPI's own handler, except that a NaN or infinite input is echoed as a string:
-        # JSON has no such numbers, and failing to write them turned a 422 into a 500.
-        finite = {float: lambda v: v if math.isfinite(v) else repr(v)}
-        return JSONResponse(status_code=422, content={"detail": jsonable_encoder(e.errors(), custom_encoder=finite)})
 
     @app.exception_handler(InvalidInput)
     async def _invalid_input(request: Request, e: InvalidInput) -> JSONResponse:
@@ -217,4 +207,20 @@ def create_api(factory: RuntimeFactory, limits: LimitSettings | None = None) -> 
 
     app.include_router(tokens_router(route_class))
     app.include_router(governance_router(route_class))
+    default_openapi = app.openapi
+
+    def openapi() -> dict:
+        """The document, with the outcome limits this deployment enforces stated as maxima."""
+        doc = default_openapi()
+        rt = holder._runtime
+        props = doc.get("components", {}).get("schemas", {}).get("OutcomeIn", {}).get("properties", {})
+        if rt is not None:
+            for name, most in (("cost", rt.ledger.outcome_limits.max_cost_usd),
+                               ("latency_s", rt.ledger.outcome_limits.max_latency_s)):
+                for option in props.get(name, {}).get("anyOf", [props.get(name, {})]):
+                    if option.get("type") == "number":
+                        option["maximum"] = most
+        return doc
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

@@ -38,15 +38,9 @@ class BodyProblem(ValueError):
         return RequestValidationError([{"loc": self.loc, "msg": str(self), "type": self.type}])
 
 
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise BodyProblem(("body",), f"number out of range: {text[:40]}", "json_invalid")
-    return value
-
-
-def _no_constant(name: str) -> Any:
-    raise BodyProblem(("body",), f"{name} is not JSON", "json_invalid")
+def _constant(name: str) -> float:
+    """NaN, Infinity, -Infinity: not JSON, but parsed so that the refusal can name their field."""
+    return float(name)
 
 
 def _has_surrogate(text: str) -> bool:
@@ -64,7 +58,10 @@ def _walk(value: Any, max_depth: int) -> None:
     stack: list[tuple[Any, Loc, int]] = [(value, ("body",), 0)]
     while stack:
         item, loc, depth = stack.pop()
-        if isinstance(item, str):
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                raise BodyProblem(loc, "not a finite number (NaN, an infinity or out of range)", "finite_number")
+        elif isinstance(item, str):
             if _has_surrogate(item):
                 raise BodyProblem(loc, "contains a lone surrogate (not valid Unicode text)", "string_unicode")
         elif isinstance(item, (dict, list)):
@@ -97,7 +94,7 @@ def parse_body(raw: bytes, max_depth: int) -> Any:
     except UnicodeDecodeError as e:
         raise BodyProblem(("body",), f"not UTF-8 (byte {e.start})", "json_invalid") from None
     try:
-        value = json.loads(text, parse_float=_finite, parse_constant=_no_constant)
+        value = json.loads(text, parse_constant=_constant)
     except RecursionError:
         raise BodyProblem(("body",), f"nested deeper than {max_depth} levels", "json_too_deep") from None
     except json.JSONDecodeError as e:

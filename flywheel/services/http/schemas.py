@@ -181,8 +181,6 @@ def check_outcome_limits(batch: OutcomeBatch, limits: OutcomeLimits) -> None:
                     "type": "less_than_equal",
                     "loc": ("body", "events", i, name),
                     "msg": f"Input should be less than or equal to {most:g}",
-                    "input": value,
-                    "ctx": {"le": most},
                 })
     if errors:
         raise RequestValidationError(errors)

@@ -15,6 +15,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import insert
 
 from flywheel.cli.local_server import local_api
+from flywheel.services.limit_settings import LimitSettings
 from flywheel.learners.loop import LearningLoop
 from flywheel.learners.state import loads_policy
 from flywheel.ledger import Ledger
@@ -59,6 +60,8 @@ def _settings(db):
 @pytest.fixture(scope="module")
 def client(tmp_path_factory):
     settings = _settings(tmp_path_factory.mktemp("hostile") / "ledger.db")
+    # these tests post far faster than one client may: the rate limit is tested in test_hostile.py
+    settings = settings.model_copy(update={"limits": LimitSettings(per_token="100000 per second")})
     ledger = Ledger(settings.resolved_database_url())
     ledger.upgrade()
     _, token = ledger.create_token("service", name="hostile-tests", created_by="tests")
