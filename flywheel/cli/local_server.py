@@ -58,10 +58,14 @@ async def _learn(settings: AppSettings, runtime: Runtime, follow) -> None:
     from flywheel.registry.mlflow_registry import RegistryUnavailable
     from flywheel.services.wiring import learning_loop
 
+    from flywheel.services.loop_metrics import LoopGauges
+
     loop = await asyncio.to_thread(learning_loop, settings)
+    gauges = LoopGauges(runtime.metrics, loop)
     last_sync = time.monotonic()
     while True:
         learned = await asyncio.to_thread(loop.step)
+        await asyncio.to_thread(gauges.refresh)
         await asyncio.to_thread(loop.publish_due)
         try:
             for outcome in await asyncio.to_thread(loop.publish_pending):

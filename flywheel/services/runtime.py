@@ -17,6 +17,9 @@ from flywheel.workflows.agent_io import AgentCaller
 from flywheel.ledger.batch_writer import BatchWriter
 from flywheel.workflows.engine import Engine, HumanDecision
 from flywheel.ledger import Ledger
+from flywheel.ledger.observe import outcome_facts
+from flywheel.services.metrics import Metrics, PrometheusBackend
+from flywheel.services.tracing import TRACEPARENT, run_span
 from flywheel.workflows.loading import load_dir
 from flywheel.workflows.inputs import input_problems
 from flywheel.ledger.records import (
@@ -74,6 +77,7 @@ class Runtime:
         agents: AgentCaller,
         configs: ConfigBook,
         ledger_batch: int = 256,
+        metrics: Metrics | None = None,
     ):
         self.specs = specs
         self.ledger = ledger
@@ -85,6 +89,8 @@ class Runtime:
         # Review and operator operations (set by whoever serves: the router deployment's
         # client on Serve, in-process operations locally); None when there is no registry.
         self.governance: GovernanceClient | None = None
+        # Who counts is the server's choice (Ray's metrics on Serve); prometheus-client by default.
+        self.metrics = metrics or Metrics(PrometheusBackend())
 
     def on_outcomes(self, callback: Callable[[list[int]], object]) -> None:
         """Call `callback(positions)` after new outcomes are stored (e.g. to wake the learner)."""
@@ -95,12 +101,14 @@ class Runtime:
         self._on_close.append(callback)
 
     @classmethod
-    def from_settings(cls, settings: AppSettings, agents: AgentCaller) -> "Runtime":
+    def from_settings(
+        cls, settings: AppSettings, agents: AgentCaller, metrics: Metrics | None = None
+    ) -> "Runtime":
         specs = load_workflows(settings)
         ledger = Ledger(settings.resolved_database_url())
         ledger.upgrade()
         configs = ConfigBook([initial_config(s, seed=settings.seed) for s in specs.values()])
-        return cls(specs, ledger, agents, configs, ledger_batch=settings.ledger_batch)
+        return cls(specs, ledger, agents, configs, ledger_batch=settings.ledger_batch, metrics=metrics)
 
     def spec(self, workflow: str) -> WorkflowSpec:
         try:
@@ -109,16 +117,26 @@ class Runtime:
             raise UnknownWorkflow(f"unknown workflow {workflow!r}") from None
 
     async def start_run(
-        self, workflow: str, data: dict[str, Any], metadata: dict[str, str] | None = None
+        self,
+        workflow: str,
+        data: dict[str, Any],
+        metadata: dict[str, str] | None = None,
+        traceparent: str | None = None,
     ) -> RunRecord:
+        """Run `workflow` on `data`. The run joins the caller's W3C trace (`traceparent`) or
+        starts one; the agent call gets the run's span as its parent (metadata `traceparent`)."""
         spec = self.spec(workflow)
         problems = input_problems(spec, data)
         if problems:
             raise InvalidInput(problems)
+        span = run_span(traceparent)
         run = await self.engines[workflow].start(
-            uuid.uuid4().hex, data, self.configs.live(workflow), metadata
+            uuid.uuid4().hex, data, self.configs.live(workflow), {**(metadata or {}), TRACEPARENT: span.header}
         )
+        run.metadata = dict(metadata or {})  # the caller's tags; the traceparent went to the agent
+        run.trace_id = span.trace_id
         await self.writer.submit(run)  # durable before it is acknowledged
+        self.metrics.run(run, started=True)
         return run
 
     async def get_run(self, run_id: str) -> RunView:
@@ -138,6 +156,7 @@ class Runtime:
         )
         if not ok:
             raise Conflict(f"run {run_id} was resumed by another request")
+        self.metrics.run(updated, started=False)
         # The human's verdict is feedback on the agent's answer, like any outcome.
         await self.post_outcomes(
             [
@@ -154,6 +173,10 @@ class Runtime:
 
     async def post_outcomes(self, events: list[OutcomeEvent]) -> OutcomeReport:
         report = await asyncio.to_thread(self.ledger.record_outcomes, events, self._reward_of)
+        facts = []
+        if report.new_positions:
+            facts = await asyncio.to_thread(outcome_facts, self.ledger.engine, report.new_positions)
+        self.metrics.outcomes(report, facts)
         if report.new_positions:
             for callback in self._on_outcomes:
                 callback(report.new_positions)

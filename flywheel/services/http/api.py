@@ -11,12 +11,13 @@ import asyncio
 from contextlib import asynccontextmanager
 from typing import Awaitable, Callable
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 
 from flywheel.services.http import schemas as s
 from flywheel.services.http.tokens import tokens_router
 from flywheel.services.http.governance import governance_router
+from flywheel.services.http.observe import observe_router
 from flywheel.services.http.auth import TokenCache, require
 from flywheel.services.runtime import Conflict, InvalidInput, Runtime, UnknownRun, UnknownWorkflow
 from flywheel.workflows.engine import HumanDecision
@@ -131,13 +132,14 @@ def create_api(factory: RuntimeFactory) -> FastAPI:
         )
 
     @app.post("/v1/workflows/{workflow}/runs", response_model=s.RunOut, tags=["runs"], dependencies=service)
-    async def start_run(workflow: str, body: s.RunRequest, rt: Runtime = Depends(runtime)):
+    async def start_run(workflow: str, body: s.RunRequest, rt: Runtime = Depends(runtime),
+                        traceparent: str | None = Header(default=None, description="W3C trace context.")):
         """Run the workflow on one input, synchronously: route, call the agent, gate.
 
         A run whose answer falls below the gate's threshold stops at the human
         step with status `waiting`; resume it with POST /v1/runs/{run_id}/resume.
         """
-        run = await rt.start_run(workflow, body.input, body.metadata)
+        run = await rt.start_run(workflow, body.input, body.metadata, traceparent)
         return s.RunOut(**s.run_out(run))
 
     @app.get("/v1/runs/{run_id}", response_model=s.RunDetail, tags=["runs"], dependencies=service)
@@ -167,4 +169,5 @@ def create_api(factory: RuntimeFactory) -> FastAPI:
 
     app.include_router(tokens_router())
     app.include_router(governance_router())
+    app.include_router(observe_router())
     return app
