@@ -18,6 +18,7 @@ from flywheel.services.http import schemas as s
 from flywheel.services.http.tokens import tokens_router
 from flywheel.services.http.governance import governance_router
 from flywheel.services.http.observe import observe_router
+from flywheel.services.http.dashboard import dashboard_router, mount_ui
 from flywheel.services.http.auth import TokenCache, require
 from flywheel.services.runtime import Conflict, InvalidInput, Runtime, UnknownRun, UnknownWorkflow
 from flywheel.workflows.engine import HumanDecision
@@ -170,4 +171,6 @@ def create_api(factory: RuntimeFactory) -> FastAPI:
     app.include_router(tokens_router())
     app.include_router(governance_router())
     app.include_router(observe_router())
+    app.include_router(dashboard_router())
+    mount_ui(app)
     return app

@@ -48,6 +48,9 @@ GOVERNANCE: dict[tuple[str, str], set[str] | None] = {
 }
 OBSERVE: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/v1/runs/{run_id}/trace"): ALL,
+    ("GET", "/v1/dashboard/me"): ALL,
+    ("GET", "/v1/dashboard/workflows/{workflow}/series"): REVIEW,
+    ("GET", "/v1/dashboard/workflows/{workflow}/runs"): REVIEW,
 }
 EXPECTED = {**CORE, **GOVERNANCE, **OBSERVE}
 PATH_VALUES = {"workflow": "ticket_triage", "run_id": "no-such-run", "version": "1"}
