@@ -136,7 +136,8 @@ class RayBackend:
             self._metrics[spec.name] = made
 
     def inc(self, name: str, value: float, labels: dict[str, str]) -> None:
-        self._metrics[name].inc(value, tags=labels or None)
+        if value > 0:  # Ray's Counter refuses 0, which changes nothing anyway
+            self._metrics[name].inc(value, tags=labels or None)
 
     def set(self, name: str, value: float, labels: dict[str, str]) -> None:
         self._metrics[name].set(value, tags=labels or None)
