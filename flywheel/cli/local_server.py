@@ -65,7 +65,6 @@ async def _learn(settings: AppSettings, runtime: Runtime, follow) -> None:
     last_sync = time.monotonic()
     while True:
         learned = await asyncio.to_thread(loop.step)
-        await asyncio.to_thread(gauges.refresh)
         await asyncio.to_thread(loop.publish_due)
         try:
             for outcome in await asyncio.to_thread(loop.publish_pending):
@@ -73,6 +72,7 @@ async def _learn(settings: AppSettings, runtime: Runtime, follow) -> None:
                     await follow(outcome.workflow)
         except RegistryUnavailable:
             pass  # the versions wait in the ledger; serving stays on the last champion
+        await asyncio.to_thread(gauges.refresh)  # after publishing: never delays a version
         if time.monotonic() - last_sync >= settings.governance.sync_s:  # changes made elsewhere (CLI)
             await follow()
             last_sync = time.monotonic()

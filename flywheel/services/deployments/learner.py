@@ -48,9 +48,9 @@ class LearnerDeployment:
         while True:
             try:
                 learned = await asyncio.to_thread(self.loop.step)
-                await asyncio.to_thread(self.gauges.refresh)
                 await asyncio.to_thread(self.loop.publish_due)
                 await self._publish_pending()
+                await asyncio.to_thread(self.gauges.refresh)  # after publishing: never delays a version
                 if learned:
                     continue  # more may be waiting
             except asyncio.CancelledError:
