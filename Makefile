@@ -7,7 +7,7 @@ EMBED_STAMP := $(VENV)/.installed-embeddings
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install run test test-fast bench clean
+.PHONY: install run test test-fast bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,12 +26,18 @@ $(EMBED_STAMP): $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/flywheel up $(if $(filter 0,$(DEMO)),--no-demo,)
 
+# the dashboard's browser tests drive Debian's Chromium with Playwright (no browser download);
+# installing it needs root: run `make chromium` as root once
+CHROMIUM ?= /usr/bin/chromium
+chromium:
+	test -x $(CHROMIUM) || (apt-get update && apt-get install -y chromium)
+
 ## make test: install (with the embeddings extra), then run the whole suite (unit, ledger on SQLite and PostgreSQL, integration on Ray)
-test: $(EMBED_STAMP)
+test: $(EMBED_STAMP) chromium
 	$(PY) -m pytest
 
 ## make test-fast: everything that does not start Ray
-test-fast: $(EMBED_STAMP)
+test-fast: $(EMBED_STAMP) chromium
 	$(PY) -m pytest --ignore=tests/integration
 
 bench: $(STAMP)

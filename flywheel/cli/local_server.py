@@ -58,7 +58,10 @@ async def _learn(settings: AppSettings, runtime: Runtime, follow) -> None:
     from flywheel.registry.mlflow_registry import RegistryUnavailable
     from flywheel.services.wiring import learning_loop
 
+    from flywheel.services.loop_metrics import LoopGauges
+
     loop = await asyncio.to_thread(learning_loop, settings)
+    gauges = LoopGauges(runtime.metrics, loop)
     last_sync = time.monotonic()
     while True:
         learned = await asyncio.to_thread(loop.step)
@@ -69,6 +72,7 @@ async def _learn(settings: AppSettings, runtime: Runtime, follow) -> None:
                     await follow(outcome.workflow)
         except RegistryUnavailable:
             pass  # the versions wait in the ledger; serving stays on the last champion
+        await asyncio.to_thread(gauges.refresh)  # after publishing: never delays a version
         if time.monotonic() - last_sync >= settings.governance.sync_s:  # changes made elsewhere (CLI)
             await follow()
             last_sync = time.monotonic()

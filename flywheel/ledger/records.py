@@ -51,6 +51,7 @@ class RunRecord:
     updated_at: float
     metadata: dict[str, str] = field(default_factory=dict)
     waiting_step: str | None = None  # the human step a waiting run waits at
+    trace_id: str | None = None  # W3C trace id (32 hex digits) the run was part of
     steps: list[StepRecord] = field(default_factory=list)
     decision: DecisionRecord | None = None
 

@@ -224,6 +224,18 @@ def _run_row(record: RunRecord) -> dict[str, Any]:
         "waiting_step": record.waiting_step,
         "created_at": record.created_at,
         "updated_at": record.updated_at,
+        "trace_id": record.trace_id,
+        **_routing_facts(record),
+    }
+
+
+def _routing_facts(record: RunRecord) -> dict[str, Any]:
+    """The arm, whether the gate sent the run to a human, and the gate's threshold, as columns."""
+    gate = next((s.output for s in record.steps if s.kind == "gate"), None)
+    return {
+        "arm": record.decision.arm if record.decision is not None else None,
+        "to_human": None if gate is None else not bool(gate.get("passed")),
+        "gate_threshold": None if gate is None else _number(gate.get("threshold")),
     }
 
 
@@ -268,6 +280,7 @@ def run_record(row: Row[Any]) -> RunRecord:
         updated_at=m["updated_at"],
         metadata=dict(m["metadata"] or {}),
         waiting_step=m["waiting_step"],
+        trace_id=m["trace_id"],
     )
 
 

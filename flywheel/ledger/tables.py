@@ -54,7 +54,10 @@ class RunRow(Base):
     """One run of a workflow; its mutable part is status, answer and waiting step."""
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_workflow_status", "workflow", "status"),)
+    __table_args__ = (
+        Index("ix_runs_workflow_status", "workflow", "status"),
+        Index("ix_runs_workflow_created_at", "workflow", "created_at"),
+    )
 
     run_id: Mapped[str] = mapped_column(String(RUN_ID_LENGTH), primary_key=True)
     workflow: Mapped[str] = mapped_column(String)
@@ -66,6 +69,12 @@ class RunRow(Base):
     waiting_step: Mapped[str | None] = mapped_column(String, nullable=True)
     created_at: Mapped[float] = mapped_column(Double)
     updated_at: Mapped[float] = mapped_column(Double)
+    # Copied from the run's decision and gate when it is written, so the dashboard
+    # aggregates runs by SQL without reading steps (see flywheel.ledger.dashboard).
+    trace_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    arm: Mapped[str | None] = mapped_column(String, nullable=True)
+    to_human: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    gate_threshold: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
 class StepRow(Base):
@@ -111,6 +120,7 @@ class OutcomeRow(Base):
     __tablename__ = "outcomes"
     __table_args__ = (
         Index("ix_outcomes_workflow_position", "workflow", "position"),
+        Index("ix_outcomes_workflow_received_at", "workflow", "received_at"),
         {"sqlite_autoincrement": True},
     )
 

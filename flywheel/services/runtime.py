@@ -18,6 +18,9 @@ from flywheel.ledger.batch_writer import BatchWriter
 from flywheel.workflows.engine import Engine, HumanDecision
 from flywheel.ledger import Ledger
 from flywheel.ledger.store import OutcomeNotStored
+from flywheel.ledger.observe import outcome_facts
+from flywheel.services.metrics import Metrics, PrometheusBackend
+from flywheel.services.tracing import TRACEPARENT, run_span
 from flywheel.workflows.loading import load_dir
 from flywheel.workflows.inputs import input_problems
 from flywheel.workflows.run_limits import RunLimits, size_problems
@@ -92,6 +95,7 @@ class Runtime:
         configs: ConfigBook,
         ledger_batch: int = 256,
         run_limits: RunLimits | None = None,
+        metrics: Metrics | None = None,
     ):
         self.specs = specs
         self.ledger = ledger
@@ -110,6 +114,8 @@ class Runtime:
         # Review and operator operations (set by whoever serves: the router deployment's
         # client on Serve, in-process operations locally); None when there is no registry.
         self.governance: GovernanceClient | None = None
+        # Who counts is the server's choice (Ray's metrics on Serve); prometheus-client by default.
+        self.metrics = metrics or Metrics(PrometheusBackend())
 
     def on_outcomes(self, callback: Callable[[list[int]], object]) -> None:
         """Call `callback(positions)` after new outcomes are stored (e.g. to wake the learner).
@@ -123,13 +129,15 @@ class Runtime:
         self._on_close.append(callback)
 
     @classmethod
-    def from_settings(cls, settings: AppSettings, agents: AgentCaller) -> "Runtime":
+    def from_settings(
+        cls, settings: AppSettings, agents: AgentCaller, metrics: Metrics | None = None
+    ) -> "Runtime":
         specs = load_workflows(settings)
         ledger = settings.open_ledger()
         ledger.upgrade()
         configs = ConfigBook([initial_config(s, seed=settings.seed) for s in specs.values()])
         return cls(specs, ledger, agents, configs, ledger_batch=settings.ledger_batch,
-                   run_limits=settings.limits.runs)
+                   run_limits=settings.limits.runs, metrics=metrics)
 
     def spec(self, workflow: str) -> WorkflowSpec:
         try:
@@ -138,8 +146,14 @@ class Runtime:
             raise UnknownWorkflow(f"unknown workflow {workflow!r}") from None
 
     async def start_run(
-        self, workflow: str, data: dict[str, Any], metadata: dict[str, str] | None = None
+        self,
+        workflow: str,
+        data: dict[str, Any],
+        metadata: dict[str, str] | None = None,
+        traceparent: str | None = None,
     ) -> RunRecord:
+        """Run `workflow` on `data`. The run joins the caller's W3C trace (`traceparent`) or
+        starts one; the agent call gets the run's span as its parent (metadata `traceparent`)."""
         spec = self.spec(workflow)
         sized = size_problems(self.run_limits[workflow], data, metadata or {})
         if sized:
@@ -147,10 +161,14 @@ class Runtime:
         problems = input_problems(spec, data)
         if problems:
             raise InvalidInput(problems)
+        span = run_span(traceparent)
         run = await self.engines[workflow].start(
-            uuid.uuid4().hex, data, self.configs.live(workflow), metadata
+            uuid.uuid4().hex, data, self.configs.live(workflow), {**(metadata or {}), TRACEPARENT: span.header}
         )
+        run.metadata = dict(metadata or {})  # the caller's tags; the traceparent went to the agent
+        run.trace_id = span.trace_id
         await self.writer.submit(run)  # durable before it is acknowledged
+        self.metrics.run(run, started=True)
         return run
 
     async def get_run(self, run_id: str) -> RunView:
@@ -186,6 +204,8 @@ class Runtime:
             raise Conflict(str(e)) from None
         if report is None:
             raise Conflict(f"run {run_id} was resumed by another request")
+        self.metrics.run(updated, started=False)
+        await self._count_outcomes(report)
         for callback in self._on_outcomes:
             callback(report.new_positions)
         return updated
@@ -194,11 +214,19 @@ class Runtime:
         """Record a batch of outcomes; returns once it is committed (with concurrent batches)."""
         report = await self.outcome_writer.submit(events)
         assert report is not None
+        await self._count_outcomes(report)
         if report.new_positions and self._on_outcomes:
             if not self._new_positions:  # the first of a commit's batches to wake up schedules the call
                 asyncio.get_running_loop().call_soon(self._tell_new_outcomes)
             self._new_positions.extend(report.new_positions)
         return report
+
+    async def _count_outcomes(self, report: OutcomeReport) -> None:
+        """The metrics of a committed batch (lag and reward of the new ones read back by position)."""
+        facts = []
+        if report.new_positions:
+            facts = await asyncio.to_thread(outcome_facts, self.ledger.engine, report.new_positions)
+        self.metrics.outcomes(report, facts)
 
     def _record_outcome_batches(self, batches: list[list[OutcomeEvent]]) -> list[OutcomeReport]:
         return self.ledger.record_outcome_batches(batches, self._reward_of)

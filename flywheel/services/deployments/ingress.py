@@ -14,6 +14,7 @@ from flywheel.services.http.api import create_api
 from flywheel.services.agents.local import LocalAgents
 from flywheel.services.deployments.agent import agent_deployment_name
 from flywheel.services.deployments.governance_client import ServeGovernance
+from flywheel.services.metrics import Metrics, RayBackend
 from flywheel.services.runtime import Runtime
 from flywheel.services.settings import AppSettings
 from flywheel.workflows.agent_io import AgentError, AgentRequest, AgentResult
@@ -104,7 +105,8 @@ def ingress_api_builder(settings: dict[str, Any]):
 
         async def factory() -> Runtime:
             agents = ServeAgents(app_name, app_settings)
-            runtime = await asyncio.to_thread(Runtime.from_settings, app_settings, agents)
+            # Metrics go to Ray, which exports them with Serve's own.
+            runtime = await asyncio.to_thread(Runtime.from_settings, app_settings, agents, Metrics(RayBackend()))
             watcher = ConfigWatcher(runtime, app_name)
             watcher.start()
             runtime.on_close(watcher.stop)

@@ -17,6 +17,8 @@ from ray import serve
 
 from flywheel.registry.governor import Outcome
 from flywheel.registry.mlflow_registry import RegistryUnavailable
+from flywheel.services.loop_metrics import LoopGauges
+from flywheel.services.metrics import Metrics, RayBackend
 from flywheel.services.wiring import learning_loop
 from flywheel.services.settings import AppSettings
 
@@ -28,6 +30,7 @@ class LearnerDeployment:
     async def __init__(self, settings: dict[str, Any]):
         self.settings = AppSettings.model_validate(settings)
         self.loop = await asyncio.to_thread(learning_loop, self.settings)
+        self.gauges = LoopGauges(Metrics(RayBackend()), self.loop)  # exported by Ray, as Serve's own
         self.router = serve.get_deployment_handle("router", app_name=serve.get_replica_context().app_name)
         self.published: list[tuple[str, float, str]] = []  # (version, unix time registered, status)
         self.registry_error: str | None = None
@@ -47,6 +50,7 @@ class LearnerDeployment:
                 learned = await asyncio.to_thread(self.loop.step)
                 await asyncio.to_thread(self.loop.publish_due)
                 await self._publish_pending()
+                await asyncio.to_thread(self.gauges.refresh)  # after publishing: never delays a version
                 if learned:
                     continue  # more may be waiting
             except asyncio.CancelledError:

@@ -11,7 +11,7 @@ import asyncio
 from contextlib import asynccontextmanager
 from typing import Awaitable, Callable
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Header, Request
 from fastapi.responses import JSONResponse
 
 from flywheel.services.http import schemas as s
@@ -20,6 +20,8 @@ from flywheel.services.http.guard import BodyLimit, guarded_route
 from flywheel.services.http.throttle import Throttle
 from flywheel.services.http.tokens import tokens_router
 from flywheel.services.http.governance import governance_router
+from flywheel.services.http.observe import observe_router
+from flywheel.services.http.dashboard import dashboard_router, mount_ui
 from flywheel.services.http.auth import Principal, TokenCache, require
 from flywheel.services.limit_settings import LimitSettings
 from flywheel.services.runtime import Conflict, InvalidInput, Runtime, UnknownRun, UnknownWorkflow
@@ -146,13 +148,14 @@ def create_api(factory: RuntimeFactory, limits: LimitSettings | None = None) -> 
         "/v1/workflows/{workflow}/runs", response_model=s.RunOut, tags=["runs"], dependencies=service,
         responses=responses(*AUTHED, *body_errors, 404),
     )
-    async def start_run(workflow: str, body: s.RunRequest, rt: Runtime = Depends(runtime)):
+    async def start_run(workflow: str, body: s.RunRequest, rt: Runtime = Depends(runtime),
+                        traceparent: str | None = Header(default=None, description="W3C trace context.")):
         """Run the workflow on one input, synchronously: route, call the agent, gate.
 
         A run whose answer falls below the gate's threshold stops at the human
         step with status `waiting`; resume it with POST /v1/runs/{run_id}/resume.
         """
-        run = await rt.start_run(workflow, body.input, body.metadata)
+        run = await rt.start_run(workflow, body.input, body.metadata, traceparent)
         return s.RunOut(**s.run_out(run))
 
     @app.get(
@@ -207,6 +210,9 @@ def create_api(factory: RuntimeFactory, limits: LimitSettings | None = None) -> 
 
     app.include_router(tokens_router(route_class))
     app.include_router(governance_router(route_class))
+    app.include_router(observe_router())
+    app.include_router(dashboard_router())
+    mount_ui(app)
     default_openapi = app.openapi
 
     def openapi() -> dict:

@@ -70,6 +70,7 @@ class RunOut(_Out):
     decision: DecisionTrace | None = Field(description="The routing decision.")
     created_at: float = Field(description="Unix time the run started.")
     updated_at: float = Field(description="Unix time of the run's last change.")
+    trace_id: str | None = Field(default=None, description="W3C trace id of the run (from its traceparent, or new).")
 
 
 class RunDetail(RunOut):
@@ -240,6 +241,7 @@ def run_out(run: RunRecord, decision_run: RunRecord | None = None) -> dict[str, 
         ),
         created_at=run.created_at,
         updated_at=run.updated_at,
+        trace_id=(decision_run or run).trace_id,
     )
 
 

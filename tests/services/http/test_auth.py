@@ -46,7 +46,13 @@ GOVERNANCE: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/v1/workflows/{workflow}/history"): REVIEW,
     ("GET", "/v1/audit/verify"): REVIEW,
 }
-EXPECTED = {**CORE, **GOVERNANCE}
+OBSERVE: dict[tuple[str, str], set[str] | None] = {
+    ("GET", "/v1/runs/{run_id}/trace"): ALL,
+    ("GET", "/v1/dashboard/me"): ALL,
+    ("GET", "/v1/dashboard/workflows/{workflow}/series"): REVIEW,
+    ("GET", "/v1/dashboard/workflows/{workflow}/runs"): REVIEW,
+}
+EXPECTED = {**CORE, **GOVERNANCE, **OBSERVE}
 PATH_VALUES = {"workflow": "ticket_triage", "run_id": "no-such-run", "version": "1"}
 
 
