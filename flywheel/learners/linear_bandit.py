@@ -176,6 +176,12 @@ class LinearBandit:
         if arm is not None and arm in self._index:
             self.solver.reset_row(self._s, 1 + self._index[arm])
 
+    def set_exploration(self, epsilon: float) -> None:
+        """Explore exactly `epsilon` from now on: no decay, any drift boost ended (a tuned setting)."""
+        self.epsilon = self.epsilon_min = float(epsilon)
+        self._boost_until = self._t
+        self._boost_epsilon = 0.0
+
     # -- prediction --------------------------------------------------------
 
     def featurize(self, x: Mapping[str, Any]) -> Featurized:

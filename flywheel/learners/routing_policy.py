@@ -30,6 +30,8 @@ class RoutingPolicy:
     (19, {0.02})
     >>> policy.probability({"prompt": "hi"}, "a", ["a", "b"])
     0.98
+    >>> policy.probabilities({"prompt": "hi"}, ["a", "b"])
+    {'a': 0.98, 'b': 0.02}
     """
 
     def __init__(self, bandit: LinearBandit, probes: Mapping[str, float] | None = None, seed: int = 0):
@@ -67,6 +69,20 @@ class RoutingPolicy:
             return 0.0
         b = self.bandit
         return (1.0 - sum(probes.values())) * b.probability_featurized(b.featurize(x), arm, up)
+
+    def probabilities(self, x: Mapping[str, Any], arms: Sequence[str] | None = None) -> dict[str, float]:
+        """`probability` of every arm of `arms` for x, featurizing x once (off-policy evaluation)."""
+        names = list(self.bandit.arms) if arms is None else list(arms)
+        probes = {a: q for a, q in self.probes.items() if a in names}
+        up = [a for a in names if a not in probes]
+        b = self.bandit
+        f = b.featurize(x) if up else None
+        rest = 1.0 - sum(probes.values())
+        return {
+            a: (probes[a] if up else 1.0 / len(probes)) if a in probes
+            else rest * b.probability_featurized(f, a, up)
+            for a in names
+        }
 
     @property
     def exploration(self) -> float:

@@ -1,0 +1,194 @@
+"""The slow loop: a Ray Tune search over a workflow's config, into a proposal in the outbox.
+
+`load_window` reads the runs logged after the champion's position from the
+ledger (out of sample for the champion's state); `search` runs a Ray Tune job on
+the Ray it finds (the service's cluster, or a local one): Optuna's TPE sampler
+(fit for few trials), started at the champion's own point, with ASHA stopping
+the trials whose score is poor on the first chunks of the window. `propose` puts
+the best trial into the ledger's outbox (`proposed_by: tune`) with its evidence;
+the governor then judges it like any other proposal. Ray is imported inside
+functions only.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from flywheel.learners.counterfactual import candidate_state
+from flywheel.learners.loop import example_of
+from flywheel.learners.tune_objective import Constraints, SearchSpace, TuneData, evaluate_point, run_trial
+from flywheel.ledger import Ledger
+from flywheel.registry.learned_config import LearnedConfig, state_sha
+from flywheel.workflows.spec import WorkflowSpec
+
+METRIC = "score"
+
+
+@dataclass(slots=True)
+class TuneResult:
+    """The best trial of a search, and what the search took."""
+
+    point: dict[str, float]
+    metrics: dict[str, float]
+    champion_metrics: dict[str, float]
+    trials: int
+    stopped_early: int
+    seconds: float
+
+
+def load_window(ledger: Ledger, spec: WorkflowSpec, after: int, limit: int = 20000) -> tuple[list, int, int]:
+    """(examples, first position, last position) of the workflow's runs logged after `after`."""
+    out, first, last, position = [], 0, after, after
+    while len(out) < limit:
+        batch = ledger.joined_outcomes_after(position, limit=min(5000, limit))
+        if not batch:
+            break
+        for j in batch:
+            if j.outcome.workflow == spec.name:
+                ex = example_of(j)
+                if ex is not None:
+                    out.append(ex)
+                    first = first or j.outcome.position
+                    last = j.outcome.position
+        position = batch[-1].outcome.position
+    return out[:limit], first, last
+
+
+def champion_point(config: LearnedConfig, exploration: float) -> dict[str, float]:
+    """The search-space point of a live config (where the search starts)."""
+    point = {"cost_weight": config.cost_weight, "routing.exploration": exploration}
+    point.update({f"thresholds.{g}": v for g, v in config.thresholds.items()})
+    return point
+
+
+def _trainable(config: dict[str, Any], data: TuneData, space: SearchSpace, chunks: int) -> None:
+    """One Tune trial: the candidate at `config`, reported chunk by chunk."""
+    from ray import tune
+
+    run_trial(config, data, space, tune.report, chunks=chunks)
+
+
+def search(
+    data: TuneData,
+    space: SearchSpace,
+    start: dict[str, float],
+    *,
+    trials: int = 24,
+    seed: int = 0,
+    cpus_per_trial: float = 0.5,
+    progress: bool = True,
+    chunks: int = 4,
+) -> TuneResult:
+    """Run the Tune job: TPE over `space` from `start`, ASHA early stopping; returns the best trial."""
+    import ray
+    from optuna.samplers import TPESampler
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    began = time.perf_counter()
+    if not ray.is_initialized():
+        ray.init(address="auto" if _cluster_running() else None, include_dashboard=False,
+                 log_to_driver=False, configure_logging=False)
+    param_space = {k: tune.uniform(lo, hi) if hi > lo else lo for k, (lo, hi) in space.bounds.items()}
+    first = {k: min(space.bounds[k][1], max(space.bounds[k][0], v)) for k, v in start.items() if k in space.bounds}
+    searcher = OptunaSearch(
+        sampler=TPESampler(seed=seed, n_startup_trials=min(8, trials), multivariate=True),
+        points_to_evaluate=[first],
+    )
+    scheduler = ASHAScheduler(max_t=chunks, grace_period=1, reduction_factor=2)
+    trainable = tune.with_resources(
+        tune.with_parameters(_trainable, data=data, space=space, chunks=chunks),
+        {"cpu": cpus_per_trial},
+    )
+    with tempfile.TemporaryDirectory(prefix="flywheel-tune-") as storage:
+        tuner = tune.Tuner(
+            trainable,
+            param_space=param_space,
+            tune_config=tune.TuneConfig(
+                metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler, num_samples=trials
+            ),
+            run_config=tune.RunConfig(storage_path=storage, verbose=1 if progress else 0, name=data.spec.name),
+        )
+        grid = tuner.fit()
+        full = [r for r in grid if r.metrics and r.metrics.get("training_iteration", 0) >= chunks]
+        best = max(full or list(grid), key=lambda r: r.metrics.get(METRIC, float("-inf")))
+        stopped = sum(1 for r in grid if r.metrics and r.metrics.get("training_iteration", 0) < chunks)
+        point = {k: float(best.config[k]) for k in space.bounds}
+    return TuneResult(
+        point=point,
+        metrics=evaluate_point(point, data, space),
+        champion_metrics=evaluate_point(first, data, space),
+        trials=len(grid),
+        stopped_early=stopped,
+        seconds=time.perf_counter() - began,
+    )
+
+
+def _cluster_running() -> bool:
+    """Whether a Ray cluster was started on this machine (the service's): join it rather than start one."""
+    import os
+
+    return bool(os.environ.get("RAY_ADDRESS")) or os.path.exists("/tmp/ray/ray_current_cluster")
+
+
+def proposal(
+    champion: LearnedConfig, data: TuneData, space: SearchSpace, result: TuneResult
+) -> tuple[LearnedConfig, bytes, dict[str, float]]:
+    """(config, policy state, evidence) of the best trial: the champion with the tuned values."""
+    cand = space.candidate(result.point)
+    state = candidate_state(data.base_state, cand, data.spec)
+    config = champion.model_copy(
+        update={
+            "version": "",
+            "thresholds": {**champion.thresholds, **cand.thresholds},
+            "cost_weight": cand.cost_weight,
+            "routing": champion.routing.model_copy(
+                update={"kind": "bandit", "exploration": cand.exploration, "state_sha": state_sha(state)}
+            ),
+        }
+    )
+    m, c = result.metrics, result.champion_metrics
+    evidence = {
+        "estimated_reward": m["estimate"],
+        "estimated_reward_low": m["estimate_low"],
+        "estimated_reward_high": m["estimate_high"],
+        "estimated_reward_ips": m["ips"],
+        "estimated_reward_snips": m["snips"],
+        "estimated_human_share": m["human_share"],
+        "estimated_unattended_error": m["unattended_error"],
+        "feasible": m["feasible"],
+        "champion_estimated_reward": c["estimate"],
+        "estimated_gain": m["estimate"] - c["estimate"],
+        "window_first_position": float(data.first_position),
+        "window_last_position": float(data.last_position),
+        "window_outcomes": float(len(data.examples)),
+        "trials": float(result.trials),
+        "trials_stopped_early": float(result.stopped_early),
+        "tune_seconds": result.seconds,
+    }
+    return config, state, evidence
+
+
+def propose(ledger: Ledger, champion: LearnedConfig, data: TuneData, space: SearchSpace,
+            result: TuneResult) -> int:
+    """Put the best trial into the ledger's outbox (`proposed_by: tune`); returns its outbox id."""
+    config, state, evidence = proposal(champion, data, space, result)
+    return ledger.enqueue_version(
+        workflow=champion.workflow,
+        proposed_by="tune",
+        position=data.last_position,
+        config=config.model_dump(),
+        evidence=evidence,
+        learner_state=None,
+        policy_state=state,
+    )
+
+
+def constraints_of(spec: WorkflowSpec, max_human_share: float) -> Constraints:
+    """The workflow's constraints: its unattended error target, and the human share allowed."""
+    return Constraints(max_human_share=max_human_share,
+                       max_unattended_error=spec.targets.max_unattended_error_rate)
