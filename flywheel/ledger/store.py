@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol
 from contextlib import contextmanager, nullcontext
@@ -240,13 +241,25 @@ class Ledger:
         Nothing else may write the ledger from this thread inside the block.
         """
         with self._audit_lock, self._write() as connection:
-            if connection.dialect.name == "postgresql":
-                connection.exec_driver_sql("LOCK TABLE audit IN SHARE ROW EXCLUSIVE MODE")
+            self._lock_audit(connection)
 
             def append(**fields: str | None) -> AuditEntry:
                 return audit_trail.append(connection, **fields)  # type: ignore[arg-type]
 
             yield append
+
+    @contextmanager
+    def governed_publication(self, outbox_id: int) -> Iterator[version_log.GovernedPublication | None]:
+        """The governed transaction (see :meth:`governed`) that decides a waiting version.
+
+        Yields None when the version is published already (another publisher
+        decided it), else a publication whose audit entries and published mark
+        commit together.
+        """
+        with self._audit_lock, self._write() as connection:
+            self._lock_audit(connection)
+            waiting = version_log.still_waiting(connection, outbox_id)
+            yield version_log.GovernedPublication(connection, outbox_id) if waiting else None
 
     # -- version outbox ---------------------------------------------------
 
@@ -279,13 +292,20 @@ class Ledger:
         with read_transaction(self._engine) as connection:
             return version_log.unpublished(connection, limit)
 
+    def claim_version(self, claimant: str, *, lease_s: float) -> OutboxVersion | None:
+        """Claim the next version to publish for ``claimant`` (a lease of ``lease_s``); None when
+        none is free. See :mod:`flywheel.ledger.versions` for which versions are claimable."""
+        with self._write() as connection:
+            return version_log.claim_next(connection, claimant, time.time(), lease_s)
+
     def mark_version_published(self, outbox_id: int, number: int) -> None:
         with self._write() as connection:
             version_log.mark_published(connection, outbox_id, number)
 
-    def mark_version_failed(self, outbox_id: int, error: str) -> None:
+    def mark_version_failed(self, outbox_id: int, error: str, *, claimant: str | None = None) -> None:
+        """Count a failed attempt; with ``claimant``, also release its claim."""
         with self._write() as connection:
-            version_log.mark_failed(connection, outbox_id, error)
+            version_log.mark_failed(connection, outbox_id, error, claimant)
 
     # -- API tokens -------------------------------------------------------
 

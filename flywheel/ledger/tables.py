@@ -167,7 +167,8 @@ class VersionOutboxRow(Base):
     """A learned-config version proposed by a learner, kept until the registry (MLflow) has it.
 
     Rows are published in id order; once published, the states are dropped and
-    the row keeps the registry's version number.
+    the row keeps the registry's version number. A publisher claims a row first
+    (``claimed_by``, ``claimed_at``: a lease, see :mod:`flywheel.ledger.versions`).
     """
 
     __tablename__ = "version_outbox"
@@ -186,6 +187,8 @@ class VersionOutboxRow(Base):
     last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
     published_number: Mapped[int | None] = mapped_column(Integer, nullable=True)
     published_at: Mapped[float | None] = mapped_column(Double, nullable=True)
+    claimed_by: Mapped[str | None] = mapped_column(String, nullable=True)
+    claimed_at: Mapped[float | None] = mapped_column(Double, nullable=True)
 
 
 class TokenRow(Base):

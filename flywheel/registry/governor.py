@@ -13,10 +13,13 @@ changed there is undone and no entry is written.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
+from flywheel.registry.changes import GovernanceError, NotFound, Outcome, Refused
 from flywheel.registry.learned_config import LearnedConfig
 from flywheel.registry.mlflow_registry import (
     CANDIDATE,
@@ -35,52 +38,10 @@ log = logging.getLogger(__name__)
 PIN_TAGS = ("pinned_version", "pinned_by", "pinned_reason", "pinned_at")
 LIVE_ACTIONS = ("auto-promote", "approve", "pin", "rollback")
 """Audit actions that move the champion."""
-
-
-class GovernanceError(Exception):
-    """An operation that cannot be done as asked.
-
-    `status` is its HTTP status; `about` names the operation's argument it concerns
-    (`workflow`, `number`, `to`); `loc` is where that argument was in the request
-    (e.g. ("path", "version")), set by the edge that knows the request (see `at`).
-    """
-
-    status = 409
-
-    def __init__(self, message: str, *, about: str = "workflow", loc: tuple[str, ...] = ()):
-        super().__init__(message)
-        self.about = about
-        self.loc = loc
-
-    def at(self, loc: tuple[str, ...]) -> "GovernanceError":
-        """This error, placed at the request field `loc`."""
-        self.loc = tuple(loc)
-        return self
-
-
-class NotFound(GovernanceError):
-    status = 404
-
-
-class Refused(GovernanceError):
-    status = 409
-
-
-@dataclass(slots=True)
-class Outcome:
-    """What an operation did: the champion before and after, and the version it acted on."""
-
-    workflow: str
-    action: str
-    number: int | None
-    champion_before: int | None
-    champion_after: int | None
-    status: str = ""
-    reasons: list[str] = field(default_factory=list)
-
-    @property
-    def champion_changed(self) -> bool:
-        return self.champion_before != self.champion_after
+DEFAULT_LEASE_S = 300.0
+"""How long a publisher's claim on a waiting version holds: far above the time one
+registration takes (a few MLflow calls, each bounded by its HTTP timeout), so a
+live publisher never loses its claim, while a dead one's is taken over."""
 
 
 def _label(workflow: str, number: int | None) -> str | None:
@@ -96,39 +57,55 @@ class Governor:
         ledger: Ledger,
         policies: PolicyBook,
         clock: Callable[[], float] = time.time,
+        *,
+        lease_s: float = DEFAULT_LEASE_S,
+        publisher_id: str | None = None,
     ):
         self.registry = registry
         self.ledger = ledger
         self.policies = policies
         self.clock = clock
+        self.lease_s = lease_s
+        self.publisher_id = publisher_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
     # -- proposals from learners (through the ledger's outbox) ----------------
 
     def publish_outbox(self, limit: int = 100) -> list[Outcome]:
-        """Register the versions waiting in the ledger, oldest first, each through the policy.
+        """Register the versions waiting in the ledger, each through the policy; returns what was done.
 
-        Stops at the first failure (MLflow down): that version and the ones after
-        it stay in the ledger, in order, for the next call.
+        Each version is first claimed in the ledger (a lease of `lease_s`; only
+        the oldest waiting version of a workflow can be claimed, so a workflow's
+        versions go in order), so concurrent publishers never take the same one.
+        Stops at the first failure (MLflow down): that version gives up its claim
+        and waits in the ledger, with the ones after it, for the next call.
         """
         done = []
-        for item in self.ledger.unpublished_versions(limit):
+        for _ in range(limit):
+            item = self.ledger.claim_version(self.publisher_id, lease_s=self.lease_s)
+            if item is None:
+                break
             try:
                 outcome = self.propose(item)
             except Exception as e:
-                self.ledger.mark_version_failed(item.id, repr(e))
+                self.ledger.mark_version_failed(item.id, repr(e), claimant=self.publisher_id)
                 raise RegistryUnavailable(f"version {item.id} of {item.workflow} waits in the ledger: {e}") from e
-            self.ledger.mark_version_published(item.id, outcome.number or 0)
-            done.append(outcome)
+            if outcome is not None:
+                done.append(outcome)
         return done
 
-    def propose(self, item: OutboxVersion) -> Outcome:
-        """Register one proposed version and decide, by policy, whether it goes live."""
+    def propose(self, item: OutboxVersion) -> Outcome | None:
+        """Register one claimed version and decide, by policy, whether it goes live.
+
+        Idempotent by outbox id: a version an earlier attempt registered (tag
+        `outbox_id`) is reused, never registered again. Returns None, deciding
+        nothing, when another publisher has decided this version meanwhile.
+        """
         wf = item.workflow
         proposal = LearnedConfig.model_validate(item.config)
         policy = self.policies.for_workflow(wf)
         champion = self.registry.champion_number(wf)
         verdict = _kind_checked(evaluate(proposal, self._config(wf, champion), policy), self._config(wf, champion))
-        number = self._registered(item) if item.attempts else None
+        number = self._registered(item)
         if number is None:
             number = self.registry.register(
                 verdict.config,
@@ -144,7 +121,9 @@ class Governor:
                     "policy_notes": _join(verdict.reasons),
                 },
             )
-        with self.ledger.governed() as append:
+        with self.ledger.governed_publication(item.id) as publication:
+            if publication is None:
+                return None
             now_champion = self.registry.champion_number(wf)
             decision, reasons = verdict.decision, list(verdict.reasons)
             if now_champion != champion:  # an operator moved the champion meanwhile: judge again
@@ -154,32 +133,40 @@ class Governor:
                     decision, reasons = "review", reasons + ["the champion changed while it was judged"]
                 else:
                     decision, reasons = again.decision, list(again.reasons)
-            subject = version_label(wf, number)
-            before = _label(wf, now_champion)
-            why = _join(reasons) or "within policy"
-            if decision == "refused":
-                self.registry.set_version_tags(wf, number, {"status": "refused", "reason": why})
-                append(actor=item.proposed_by, action="refuse", subject=subject, before=before, after=before,
-                       reason=why)
-                return Outcome(wf, "refuse", number, now_champion, now_champion, "refused", reasons)
-            if decision == "review":
-                self._supersede_candidate(wf, item.proposed_by)
-                self.registry.set_version_tags(wf, number, {"status": "pending", "reason": why})
-                self.registry.set_alias(wf, CANDIDATE, number)
-                append(actor=item.proposed_by, action="propose", subject=subject, before=before, after=before,
-                       reason=why)
-                return Outcome(wf, "propose", number, now_champion, now_champion, "pending", reasons)
-            pin = self.registry.model_tags(wf).get("pinned_version")
-            if pin:
-                self.registry.set_version_tags(wf, number, {"status": "held", "reason": f"pinned at v{pin}"})
-                append(actor=item.proposed_by, action="hold", subject=subject, before=before, after=before,
-                       reason=f"within policy, but {wf} is pinned at v{pin}")
-                return Outcome(wf, "hold", number, now_champion, now_champion, "held", reasons)
-            self.registry.set_version_tags(wf, number, {"status": "auto", "reason": why})
-            self.registry.set_alias(wf, CHAMPION, number)
-            append(actor=item.proposed_by, action="auto-promote", subject=subject, before=before,
-                   after=subject, reason=why)
-            return Outcome(wf, "auto-promote", number, now_champion, number, "auto", reasons)
+            outcome = self._decide(item, number, now_champion, decision, reasons, publication.append)
+            publication.published(number)
+            return outcome
+
+    def _decide(self, item: OutboxVersion, number: int, champion: int | None, decision: str,
+                reasons: list[str], append) -> Outcome:
+        """Apply the policy's decision on a registered version in the registry and the audit trail."""
+        wf = item.workflow
+        subject = version_label(wf, number)
+        before = _label(wf, champion)
+        why = _join(reasons) or "within policy"
+        if decision == "refused":
+            self.registry.set_version_tags(wf, number, {"status": "refused", "reason": why})
+            append(actor=item.proposed_by, action="refuse", subject=subject, before=before, after=before,
+                   reason=why)
+            return Outcome(wf, "refuse", number, champion, champion, "refused", reasons)
+        if decision == "review":
+            self._supersede_candidate(wf, item.proposed_by)
+            self.registry.set_version_tags(wf, number, {"status": "pending", "reason": why})
+            self.registry.set_alias(wf, CANDIDATE, number)
+            append(actor=item.proposed_by, action="propose", subject=subject, before=before, after=before,
+                   reason=why)
+            return Outcome(wf, "propose", number, champion, champion, "pending", reasons)
+        pin = self.registry.model_tags(wf).get("pinned_version")
+        if pin:
+            self.registry.set_version_tags(wf, number, {"status": "held", "reason": f"pinned at v{pin}"})
+            append(actor=item.proposed_by, action="hold", subject=subject, before=before, after=before,
+                   reason=f"within policy, but {wf} is pinned at v{pin}")
+            return Outcome(wf, "hold", number, champion, champion, "held", reasons)
+        self.registry.set_version_tags(wf, number, {"status": "auto", "reason": why})
+        self.registry.set_alias(wf, CHAMPION, number)
+        append(actor=item.proposed_by, action="auto-promote", subject=subject, before=before,
+               after=subject, reason=why)
+        return Outcome(wf, "auto-promote", number, champion, number, "auto", reasons)
 
     # -- review ---------------------------------------------------------------
 
@@ -308,11 +295,9 @@ class Governor:
         return None if number is None else self.registry.config(workflow, number)
 
     def _registered(self, item: OutboxVersion) -> int | None:
-        """The version an earlier, interrupted attempt registered for this outbox row."""
-        for v in self.registry.versions(item.workflow):
-            if v.tags.get("outbox_id") == str(item.id):
-                return v.number
-        return None
+        """The version an earlier, interrupted attempt registered for this outbox row (the first one)."""
+        found = self.registry.versions(item.workflow, tags={"outbox_id": str(item.id)})
+        return found[0].number if found else None
 
     def _pending(self, workflow: str, number: int | None) -> int:
         about = "number"
@@ -346,13 +331,13 @@ class Governor:
 
     def _supersede_candidate(self, workflow: str, proposed_by: str) -> None:
         """A proposer's newer proposal replaces its older pending ones (others' stay pending)."""
-        for v in self.registry.versions(workflow):
-            if v.tags.get("status") == "pending" and v.tags.get("proposed_by") == proposed_by:
+        for v in self.registry.versions(workflow, tags={"status": "pending"}):
+            if v.tags.get("proposed_by") == proposed_by:
                 self.registry.set_version_tags(workflow, v.number, {"status": "superseded"})
 
     def _release_held(self, workflow: str, champion: int | None, append) -> int | None:
-        held = [v for v in self.registry.versions(workflow)
-                if v.tags.get("status") == "held" and (champion is None or v.number > champion)]
+        held = [v for v in self.registry.versions(workflow, tags={"status": "held"})
+                if champion is None or v.number > champion]
         if not held:
             return champion
         newest = held[-1]

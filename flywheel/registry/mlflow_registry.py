@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,8 @@ from flywheel.registry.learned_config import LearnedConfig
 
 CHAMPION = "champion"
 CANDIDATE = "candidate"
+PAGE_SIZE = 1000
+"""Versions fetched per `search_model_versions` call."""
 
 
 class RegistryUnavailable(RuntimeError):
@@ -61,6 +64,34 @@ def version_label(workflow: str, number: int) -> str:
     return f"{workflow}@v{number}"
 
 
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The file of a local SQLite store (``sqlite:///path``); None for any other URI."""
+    prefix = "sqlite:///"
+    return Path(tracking_uri[len(prefix):]) if tracking_uri.startswith(prefix) else None
+
+
+def ensure_store(tracking_uri: str) -> None:
+    """Create (or migrate) a local SQLite MLflow store once, before several processes use it.
+
+    MLflow creates a missing store on first use, and two processes doing that
+    at the same moment break each other's migration. Here the first process
+    creates the tracking and registry tables under an inter-process file lock
+    (``<db>.lock``); the others wait, then find the store current. Other URIs
+    (a server) are left alone.
+    """
+    path = sqlite_path(tracking_uri)
+    if path is None:
+        return
+    from filelock import FileLock
+    from mlflow import MlflowClient
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(f"{path}.lock"):
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+        client.search_experiments(max_results=1)  # creates the tracking store's tables
+        client.search_registered_models(max_results=1)  # and the registry's
+
+
 class MlflowRegistry:
     """Publishes and reads learned-config versions; works with a local SQLite store or a server."""
 
@@ -75,8 +106,7 @@ class MlflowRegistry:
 
         self.tracking_uri = tracking_uri
         self.artifact_root = artifact_root
-        if tracking_uri.startswith("sqlite:///"):
-            Path(tracking_uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        ensure_store(tracking_uri)
         self._client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
         self._experiments: dict[str, str] = {}
         self._configs: dict[tuple[str, int], LearnedConfig] = {}  # versions are immutable
@@ -129,8 +159,12 @@ class MlflowRegistry:
             if policy_state is not None:
                 (Path(d) / "policy.npz").write_bytes(policy_state)
             self._client.log_artifacts(run_id, d, artifact_path="learned")
-        for key, value in evidence.items():
-            self._client.log_metric(run_id, _metric_key(key), float(value))
+        if evidence:
+            from mlflow.entities import Metric
+
+            now = int(time.time() * 1000)
+            metrics = {_metric_key(key): float(value) for key, value in evidence.items()}
+            self._client.log_batch(run_id, metrics=[Metric(k, v, now, 0) for k, v in metrics.items()])
         self._client.set_terminated(run_id)
         all_tags = {
             "parent_version": "" if parent is None else str(parent),
@@ -193,19 +227,30 @@ class MlflowRegistry:
         for key in keys:
             self._client.delete_registered_model_tag(model_name(workflow), key)
 
-    def versions(self, workflow: str) -> list[VersionSummary]:
-        """Every version of the workflow's model, oldest first (tags, no artifacts)."""
-        found = self._client.search_model_versions(f"name='{model_name(workflow)}'")
-        out = [
-            VersionSummary(
-                number=int(mv.version),
-                created_at=(mv.creation_timestamp or 0) / 1000.0,
-                tags=dict(mv.tags or {}),
-                run_id=mv.run_id,
-            )
-            for mv in found
+    def versions(self, workflow: str, *, tags: dict[str, str] | None = None) -> list[VersionSummary]:
+        """The workflow's versions, oldest first (tags, no artifacts); with `tags`, only the
+        versions whose tags have those values (filtered by MLflow, page by page)."""
+        clauses = [f"name='{model_name(workflow)}'"] + [
+            f"tags.`{key}`='{_quoted(value)}'" for key, value in (tags or {}).items()
         ]
-        return sorted(out, key=lambda v: v.number)
+        out: list[VersionSummary] = []
+        token = None
+        while True:
+            page = self._client.search_model_versions(
+                " AND ".join(clauses), max_results=PAGE_SIZE, order_by=["version_number ASC"], page_token=token
+            )
+            out.extend(
+                VersionSummary(
+                    number=int(mv.version),
+                    created_at=(mv.creation_timestamp or 0) / 1000.0,
+                    tags=dict(mv.tags or {}),
+                    run_id=mv.run_id,
+                )
+                for mv in page
+            )
+            token = page.token
+            if not token:
+                return sorted(out, key=lambda v: v.number)
 
     def version_tags(self, workflow: str, number: int) -> dict[str, str] | None:
         """A version's tags; None when there is no such version."""
@@ -285,3 +330,10 @@ def _not_found(e: Exception) -> bool:
 def _metric_key(key: str) -> str:
     """MLflow metric names allow letters, digits, _ - . / and space."""
     return "".join(ch if ch.isalnum() or ch in "_-./ " else "_" for ch in key)
+
+
+def _quoted(value: str) -> str:
+    """A tag value for a filter string: only values without quotes or backslashes are searched."""
+    if "'" in value or "\\" in value:
+        raise ValueError(f"cannot search for a tag value with quotes or backslashes: {value!r}")
+    return value

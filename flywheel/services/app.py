@@ -8,6 +8,7 @@ from typing import Any
 from ray import serve
 from ray.serve import Application
 
+from flywheel.registry.mlflow_registry import ensure_store
 from flywheel.services.deployments.agent import AgentDeployment, agent_deployment_name
 from flywheel.services.deployments.ingress import ingress_deployment
 from flywheel.services.deployments.learner import LearnerDeployment
@@ -40,6 +41,7 @@ def build_flywheel_app(settings: AppSettings) -> Application:
     }
     learner = None
     if settings.learning.enabled:
+        ensure_store(settings.learning.mlflow_tracking_uri)  # once, before the router and learner open it
         learner = LearnerDeployment.options(ray_actor_options={"num_cpus": settings.serve.num_cpus}).bind(dumped)
     return ingress_deployment(settings).bind(router, agents, learner)
 

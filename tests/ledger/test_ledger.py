@@ -30,7 +30,7 @@ TABLES = {"runs", "steps", "decisions", "outcomes", "audit", "learning_events", 
 
 
 def test_upgrade_is_idempotent_and_keeps_data(ledger: Ledger) -> None:
-    assert current_revision(ledger.engine) == head_revision() == "0004"
+    assert current_revision(ledger.engine) == head_revision() == "0005"
     ledger.write_runs([make_run("r1")])
     ledger.upgrade()
     ledger.upgrade()
