@@ -22,6 +22,7 @@ from typing import Mapping, Sequence
 
 from flywheel.learners.estimators import IPS, SNIPS, DoublyRobust, Estimate
 from flywheel.learners.examples import LearningExample
+from flywheel.learners.linear_bandit import Featurized
 from flywheel.learners.routing_policy import RoutingPolicy
 from flywheel.learners.state import dumps_policy, loads_policy
 from flywheel.workflows.reward import reward
@@ -109,6 +110,12 @@ class Ratio:
         return self.num / self.den if self.den > 0 else 0.0
 
 
+def featurize(policy: RoutingPolicy, examples: Sequence[LearningExample]) -> list[Featurized]:
+    """Each logged run's features under `policy`'s featurizer: a candidate built on the same base
+    state (`candidate_state`) featurizes alike, so a search computes them once."""
+    return [policy.bandit.featurize(ex.x) for ex in examples]
+
+
 def predictions(model: RewardModel, examples: Sequence[LearningExample], arms: Sequence[str]) -> list[dict[str, float]]:
     """The reward model's prediction of every arm on each logged run (the same for every candidate)."""
     return [model.predict(ex.x, arms) for ex in examples]
@@ -126,13 +133,18 @@ class Evaluator:
         self.human, self.error = Ratio(), Ratio()
 
     def learn_many(
-        self, examples: Sequence[LearningExample], predicted: Sequence[Mapping[str, float]] | None = None
+        self,
+        examples: Sequence[LearningExample],
+        predicted: Sequence[Mapping[str, float]] | None = None,
+        featurized: Sequence[Featurized] | None = None,
     ) -> None:
+        """Add logged runs; `predicted`: the reward model's predictions of each, `featurized`: each
+        run's features as the policy's bandit makes them (`featurize`; the same for every candidate)."""
         zero = {a: 0.0 for a in self.arms}
         for i, ex in enumerate(examples):
             if ex.propensity <= 0:
                 continue
-            target = self.policy.probabilities(ex.x, self.arms)
+            target = self.policy.probabilities(ex.x, self.arms, featurized[i] if featurized is not None else None)
             p = target.get(ex.arm, 0.0)
             r = gate_reward(ex, self.thresholds, self.spec.objective)
             self.ips.learn_one(p, ex.propensity, r)

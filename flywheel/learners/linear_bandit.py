@@ -266,6 +266,15 @@ class LinearBandit:
             return 1.0 / len(names) if arm in names else 0.0
         return (eps / len(explore) if arm in explore else 0.0) + (1.0 - eps if arm == best else 0.0)
 
+    def probabilities_featurized(self, f: Featurized, arms: Sequence[str] | None = None) -> dict[str, float]:
+        """`probability_featurized` of every arm of `arms` on f, the policy computed once."""
+        names = self.arms if arms is None else list(arms)
+        known, best, explore, eps, _ = self.policy_featurized(f, arms)
+        if not known:
+            return {a: 1.0 / len(names) for a in names}
+        share = eps / len(explore)
+        return {a: (share if a in explore else 0.0) + (1.0 - eps if a == best else 0.0) for a in names}
+
     def decide_featurized(self, f: Featurized, key: str, arms: Sequence[str] | None = None) -> Choice:
         known, best, explore, eps, scores = self.policy_featurized(f, arms)
         if not known:  # arms this bandit has never heard of: uniform

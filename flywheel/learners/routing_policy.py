@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from flywheel.learners.linear_bandit import LinearBandit
+from flywheel.learners.linear_bandit import Featurized, LinearBandit
 from flywheel.workflows.routing import Choice, uniform
 
 
@@ -70,19 +70,22 @@ class RoutingPolicy:
         b = self.bandit
         return (1.0 - sum(probes.values())) * b.probability_featurized(b.featurize(x), arm, up)
 
-    def probabilities(self, x: Mapping[str, Any], arms: Sequence[str] | None = None) -> dict[str, float]:
-        """`probability` of every arm of `arms` for x, featurizing x once (off-policy evaluation)."""
+    def probabilities(
+        self, x: Mapping[str, Any], arms: Sequence[str] | None = None, featurized: Featurized | None = None
+    ) -> dict[str, float]:
+        """`probability` of every arm of `arms` for x, the policy computed once (off-policy evaluation).
+
+        `featurized`: x as this policy's bandit featurizes it, when the caller has it already."""
         names = list(self.bandit.arms) if arms is None else list(arms)
         probes = {a: q for a, q in self.probes.items() if a in names}
         up = [a for a in names if a not in probes]
         b = self.bandit
-        f = b.featurize(x) if up else None
+        if not up:
+            return {a: 1.0 / len(probes) for a in names}
+        f = featurized if featurized is not None else b.featurize(x)
         rest = 1.0 - sum(probes.values())
-        return {
-            a: (probes[a] if up else 1.0 / len(probes)) if a in probes
-            else rest * b.probability_featurized(f, a, up)
-            for a in names
-        }
+        bandit = b.probabilities_featurized(f, up)
+        return {a: probes[a] if a in probes else rest * bandit[a] for a in names}
 
     @property
     def exploration(self) -> float:

@@ -2,7 +2,10 @@
 
 `load_window` reads the runs logged after the champion's position from the
 ledger (out of sample for the champion's state); `search` runs a Ray Tune job on
-the Ray it finds (the service's cluster, or a local one): Optuna's TPE sampler
+the Ray this process is connected to (a Serve replica's: the service's cluster),
+else on the cluster at an explicit address (argument or RAY_ADDRESS), else on a
+local Ray it starts for the job and shuts down after; it never joins a Ray it merely
+finds on the machine. The search: Optuna's TPE sampler
 (fit for few trials), started at the champion's own point, with ASHA stopping
 the trials whose score is poor on the first chunks of the window. `propose` puts
 the best trial into the ledger's outbox (`proposed_by: tune`) with its evidence;
@@ -12,10 +15,12 @@ functions only.
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 from flywheel.learners.counterfactual import candidate_state
 from flywheel.learners.loop import example_of
@@ -68,7 +73,7 @@ def _trainable(config: dict[str, Any], data: TuneData, space: SearchSpace, chunk
     """One Tune trial: the candidate at `config`, reported chunk by chunk."""
     from ray import tune
 
-    run_trial(config, data, space, tune.report, chunks=chunks)
+    run_trial({**space.fixed(), **config}, data, space, tune.report, chunks=chunks)
 
 
 def search(
@@ -81,23 +86,65 @@ def search(
     cpus_per_trial: float = 0.5,
     progress: bool = True,
     chunks: int = 4,
+    ray_address: str | None = None,
+    local_cpus: int = 2,
 ) -> TuneResult:
-    """Run the Tune job: TPE over `space` from `start`, ASHA early stopping; returns the best trial."""
+    """Run the Tune job: TPE over `space` from `start`, ASHA early stopping; returns the best trial.
+
+    Ray: see the module docstring (`ray_address`, else RAY_ADDRESS, else a local Ray of
+    `local_cpus` CPUs for this job only)."""
+    began = time.perf_counter()
+    with ray_for_job(ray_address, local_cpus):
+        result = _fit(data, space, start, trials=trials, seed=seed, cpus_per_trial=cpus_per_trial,
+                      progress=progress, chunks=chunks)
+    point, trials_run, stopped, first = result
+    return TuneResult(
+        point=point,
+        metrics=evaluate_point(point, data, space),
+        champion_metrics=evaluate_point(first, data, space),
+        trials=trials_run,
+        stopped_early=stopped,
+        seconds=time.perf_counter() - began,
+    )
+
+
+@contextmanager
+def ray_for_job(address: str | None = None, local_cpus: int = 2) -> Iterator[None]:
+    """The Ray a tune job runs on: the one already connected, an explicit address, or a local one.
+
+    Whatever this starts or joins it shuts down (disconnects from) on leaving; a Ray
+    connected before is left as it was."""
     import ray
+
+    if ray.is_initialized():
+        yield
+        return
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    if address:
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+    else:  # "local": never the cluster ray_current_cluster names (another user's, on a shared machine)
+        ray.init(address="local", num_cpus=local_cpus, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+    try:
+        yield
+    finally:
+        ray.shutdown()
+
+
+def _fit(data: TuneData, space: SearchSpace, start: dict[str, float], *, trials: int, seed: int,
+         cpus_per_trial: float, progress: bool, chunks: int) -> tuple[dict[str, float], int, int, dict[str, float]]:
+    """(best point, trials run, trials stopped early, start point) of a Tune job on the connected Ray."""
     from optuna.samplers import TPESampler
     from ray import tune
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    began = time.perf_counter()
-    if not ray.is_initialized():
-        ray.init(address="auto" if _cluster_running() else None, include_dashboard=False,
-                 log_to_driver=False, configure_logging=False)
-    param_space = {k: tune.uniform(lo, hi) if hi > lo else lo for k, (lo, hi) in space.bounds.items()}
+    param_space = {k: tune.uniform(lo, hi) for k, (lo, hi) in space.free().items()}
     first = {k: min(space.bounds[k][1], max(space.bounds[k][0], v)) for k, v in start.items() if k in space.bounds}
+    first = {**space.fixed(), **first}
     searcher = OptunaSearch(
         sampler=TPESampler(seed=seed, n_startup_trials=min(8, trials), multivariate=True),
-        points_to_evaluate=[first],
+        points_to_evaluate=[{k: v for k, v in first.items() if k in param_space}],
     )
     scheduler = ASHAScheduler(max_t=chunks, grace_period=1, reduction_factor=2)
     trainable = tune.with_resources(
@@ -117,22 +164,8 @@ def search(
         full = [r for r in grid if r.metrics and r.metrics.get("training_iteration", 0) >= chunks]
         best = max(full or list(grid), key=lambda r: r.metrics.get(METRIC, float("-inf")))
         stopped = sum(1 for r in grid if r.metrics and r.metrics.get("training_iteration", 0) < chunks)
-        point = {k: float(best.config[k]) for k in space.bounds}
-    return TuneResult(
-        point=point,
-        metrics=evaluate_point(point, data, space),
-        champion_metrics=evaluate_point(first, data, space),
-        trials=len(grid),
-        stopped_early=stopped,
-        seconds=time.perf_counter() - began,
-    )
-
-
-def _cluster_running() -> bool:
-    """Whether a Ray cluster was started on this machine (the service's): join it rather than start one."""
-    import os
-
-    return bool(os.environ.get("RAY_ADDRESS")) or os.path.exists("/tmp/ray/ray_current_cluster")
+        point = {**space.fixed(), **{k: float(best.config[k]) for k in param_space}}
+    return point, len(grid), stopped, first
 
 
 def proposal(

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping
 
 from flywheel.learners.counterfactual import (
-    Candidate, Evaluation, Evaluator, RewardModel, candidate_state, predictions,
+    Candidate, Evaluation, Evaluator, RewardModel, candidate_state, featurize, predictions,
 )
 from flywheel.learners.examples import LearningExample
+from flywheel.learners.linear_bandit import Featurized
 from flywheel.learners.state import loads_policy
 from flywheel.registry.policy import WorkflowPolicy
 from flywheel.workflows.spec import WorkflowSpec
@@ -47,9 +48,15 @@ class SearchSpace:
     bounds: dict[str, tuple[float, float]]
 
     @classmethod
-    def of(cls, spec: WorkflowSpec, policy: WorkflowPolicy, cost_span: float = 4.0) -> "SearchSpace":
+    def of(cls, spec: WorkflowSpec, policy: WorkflowPolicy, cost_span: float = 4.0,
+           champion: Mapping[str, float] | None = None) -> "SearchSpace":
         """The space the governance policy and the spec allow; the cost weight spans the spec's
-        objective times 1/cost_span..cost_span where the policy sets no bounds."""
+        objective times 1/cost_span..cost_span where the policy sets no bounds.
+
+        With the `champion`'s point, a parameter the policy freezes stays at the champion's
+        value, and one with a `max_step` within that step of it: the governor would refuse
+        (frozen) or clip (step) anything else, so the search looks only where a proposal
+        goes through as searched."""
         cw = spec.objective.cost_weight
         defaults = {
             "cost_weight": (cw / cost_span, cw * cost_span) if cw > 0 else (0.0, 1.0),
@@ -63,8 +70,21 @@ class SearchSpace:
             rule = policy.rule_for(path)[1]
             low = max(low, rule.min) if rule.min is not None else low
             high = min(high, rule.max) if rule.max is not None else high
+            at = champion.get(path) if champion is not None else None
+            if at is not None and rule.autonomy == "frozen":
+                low = high = float(at)
+            elif at is not None and rule.max_step is not None:
+                low, high = max(low, at - rule.max_step), min(high, at + rule.max_step)
             bounds[path] = (low, max(low, high))
         return cls(bounds)
+
+    def fixed(self) -> dict[str, float]:
+        """The parameters the search may not move (a single value), at their value."""
+        return {k: lo for k, (lo, hi) in self.bounds.items() if hi <= lo}
+
+    def free(self) -> dict[str, tuple[float, float]]:
+        """The parameters the search moves, with their bounds."""
+        return {k: b for k, b in self.bounds.items() if b[1] > b[0]}
 
     def candidate(self, point: Mapping[str, float]) -> Candidate:
         """The candidate of a point of the space (each value clipped into its bounds)."""
@@ -87,11 +107,14 @@ class TuneData:
     first_position: int = 0
     last_position: int = 0
     predicted: list[dict[str, float]] = field(default_factory=list)
+    featurized: list[Featurized] = field(default_factory=list)
 
     def __post_init__(self) -> None:
+        base = loads_policy(self.base_state)
         if not self.predicted:
-            model = RewardModel(loads_policy(self.base_state), self.spec.objective)
-            self.predicted = predictions(model, self.examples, self.spec.arms)
+            self.predicted = predictions(RewardModel(base, self.spec.objective), self.examples, self.spec.arms)
+        if not self.featurized:
+            self.featurized = featurize(base, self.examples)
 
 
 def score(ev: Evaluation, constraints: Constraints) -> float:
@@ -130,7 +153,8 @@ def run_trial(
     step = max(1, -(-n // chunks))
     out: dict[str, float] = {}
     for start in range(0, max(n, 1), step):
-        ev.learn_many(data.examples[start:start + step], data.predicted[start:start + step])
+        part = slice(start, start + step)
+        ev.learn_many(data.examples[part], data.predicted[part], data.featurized[part])
         out = metrics(ev.result(), data.constraints)
         report(out)
     return out

@@ -147,6 +147,12 @@ class TuningSettings(_Model):
         default=0.3, ge=0, le=1, description="Highest share of answered runs a candidate may send to a human."
     )
     cpus_per_trial: float = Field(default=0.5, gt=0, description="Ray CPUs each trial reserves.")
+    ray_address: str | None = Field(
+        default=None,
+        description="Ray cluster a job started outside the service joins (else RAY_ADDRESS, else a local Ray "
+        "for the job only); a job inside a Serve replica runs on the service's own Ray.",
+    )
+    local_cpus: int = Field(default=2, ge=1, description="CPUs of the local Ray a job starts when it joins none.")
 
 
 class GovernanceSettings(_Model):

@@ -11,18 +11,31 @@ from flywheel.ledger import Ledger
 from flywheel.services.runtime import load_workflows
 from flywheel.services.settings import AppSettings
 from flywheel.services.wiring import governor_of
+from flywheel.workflows.spec import WorkflowSpec
 
 
 def tune_workflow(settings: AppSettings, workflow: str, *, trials: int | None = None,
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True, publish: bool = True) -> dict[str, Any]:
     """Run a Ray Tune job for `workflow` on the outcomes logged after its champion's position,
-    propose the best trial (outbox, `proposed_by: tune`) and let the governor judge it."""
+    propose the best trial (outbox, `proposed_by: tune`) and let the governor judge it (unless
+    `publish` is False: the caller publishes the outbox, e.g. the learner deployment, which
+    also tells the routers)."""
     specs = load_workflows(settings)
     if workflow not in specs:
         raise ValueError(f"workflow {workflow!r}: not one of {sorted(specs)}")
-    spec, tuning = specs[workflow], settings.tuning
+    spec = specs[workflow]
     ledger = Ledger(settings.resolved_database_url())
-    ledger.upgrade()
+    try:
+        ledger.upgrade()
+        return _tune(settings, spec, ledger, trials=trials, progress=progress, publish=publish)
+    finally:
+        ledger.dispose()
+
+
+def _tune(settings: AppSettings, spec: WorkflowSpec, ledger: Ledger, *, trials: int | None, progress: bool,
+          publish: bool) -> dict[str, Any]:
+    """The job of `tune_workflow` on an open ledger."""
+    workflow, tuning = spec.name, settings.tuning
     governor = governor_of(settings, ledger)
     champion = governor.registry.champion(workflow)
     if champion is None or champion.config.routing.kind != "bandit" or champion.policy_state is None:
@@ -33,12 +46,13 @@ def tune_workflow(settings: AppSettings, workflow: str, *, trials: int | None = 
     data = TuneData(spec=spec, examples=examples, base_state=champion.policy_state,
                     constraints=constraints_of(spec, tuning.max_human_share),
                     first_position=first, last_position=last)
-    space = SearchSpace.of(spec, governor.policies.for_workflow(workflow))
     start = champion_point(champion.config, loads_policy(champion.policy_state).exploration)
+    space = SearchSpace.of(spec, governor.policies.for_workflow(workflow), champion=start)
     result = search(data, space, start, trials=trials or tuning.trials, seed=settings.seed,
-                    cpus_per_trial=tuning.cpus_per_trial, progress=progress)
+                    cpus_per_trial=tuning.cpus_per_trial, progress=progress,
+                    ray_address=tuning.ray_address, local_cpus=tuning.local_cpus)
     outbox_id = propose(ledger, champion.config, data, space, result)
-    judged = governor.publish_outbox()
+    judged = governor.publish_outbox() if publish else []
     return {
         "workflow": workflow,
         "outbox_id": outbox_id,
