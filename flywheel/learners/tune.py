@@ -20,7 +20,7 @@ import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Iterator
+from typing import Any, Iterator, Mapping
 
 from flywheel.learners.counterfactual import candidate_state
 from flywheel.learners.loop import example_of
@@ -156,7 +156,8 @@ def _fit(data: TuneData, space: SearchSpace, start: dict[str, float], *, trials:
             trainable,
             param_space=param_space,
             tune_config=tune.TuneConfig(
-                metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler, num_samples=trials
+                metric=METRIC, mode="max", search_alg=searcher, scheduler=scheduler, num_samples=trials,
+                reuse_actors=True,
             ),
             run_config=tune.RunConfig(storage_path=storage, verbose=1 if progress else 0, name=data.spec.name),
         )
@@ -169,9 +170,11 @@ def _fit(data: TuneData, space: SearchSpace, start: dict[str, float], *, trials:
 
 
 def proposal(
-    champion: LearnedConfig, data: TuneData, space: SearchSpace, result: TuneResult
+    champion: LearnedConfig, data: TuneData, space: SearchSpace, result: TuneResult,
+    resources: Mapping[str, float] | None = None,
 ) -> tuple[LearnedConfig, bytes, dict[str, float]]:
-    """(config, policy state, evidence) of the best trial: the champion with the tuned values."""
+    """(config, policy state, evidence) of the best trial: the champion with the tuned values, and
+    the `resources` of a resource plan (flywheel.learners.capacity.plan_resources) over its own."""
     cand = space.candidate(result.point)
     state = candidate_state(data.base_state, cand, data.spec)
     config = champion.model_copy(
@@ -179,6 +182,7 @@ def proposal(
             "version": "",
             "thresholds": {**champion.thresholds, **cand.thresholds},
             "cost_weight": cand.cost_weight,
+            "resources": {**champion.resources, **(resources or {})},
             "routing": champion.routing.model_copy(
                 update={"kind": "bandit", "exploration": cand.exploration, "state_sha": state_sha(state)}
             ),
@@ -207,9 +211,9 @@ def proposal(
 
 
 def propose(ledger: Ledger, champion: LearnedConfig, data: TuneData, space: SearchSpace,
-            result: TuneResult) -> int:
+            result: TuneResult, resources: Mapping[str, float] | None = None) -> int:
     """Put the best trial into the ledger's outbox (`proposed_by: tune`); returns its outbox id."""
-    config, state, evidence = proposal(champion, data, space, result)
+    config, state, evidence = proposal(champion, data, space, result, resources)
     return ledger.enqueue_version(
         workflow=champion.workflow,
         proposed_by="tune",

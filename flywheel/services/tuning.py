@@ -40,9 +40,13 @@ def _tune(settings: AppSettings, spec: WorkflowSpec, ledger: Ledger, *, trials: 
     champion = governor.registry.champion(workflow)
     if champion is None or champion.config.routing.kind != "bandit" or champion.policy_state is None:
         raise ValueError(f"{workflow}: no learned (bandit) champion to tune yet")
-    examples, first, last = load_window(ledger, spec, champion.position, tuning.window_outcomes)
+    # everything the champion has not learned from, and at least the latest window_outcomes positions:
+    # a champion that publishes often has learned from nearly all; the logged propensities keep the
+    # estimates valid either way (its reward model is then partly in sample, for every candidate alike)
+    after = min(champion.position, max(0, ledger.last_position() - tuning.window_outcomes))
+    examples, first, last = load_window(ledger, spec, after, tuning.window_outcomes)
     if len(examples) < 50:
-        raise ValueError(f"{workflow}: {len(examples)} outcomes after the champion's position; too few to tune")
+        raise ValueError(f"{workflow}: {len(examples)} outcomes in the data window; too few to tune")
     data = TuneData(spec=spec, examples=examples, base_state=champion.policy_state,
                     constraints=constraints_of(spec, tuning.max_human_share),
                     first_position=first, last_position=last)

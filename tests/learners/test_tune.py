@@ -94,3 +94,32 @@ def test_a_job_in_a_connected_process_uses_that_ray_and_leaves_it_up(fake_ray):
     with tune_module.ray_for_job("10.0.0.5:6379"):
         pass
     assert ray.calls == []
+
+
+def test_a_proposal_carries_the_tuned_values_and_the_resource_plan():
+    from flywheel.learners.capacity import AgentLoad, plan_resources
+    from flywheel.learners.counterfactual import Candidate, candidate_state
+    from flywheel.learners.state import dumps_policy
+    from flywheel.learners.tune import TuneResult, proposal
+    from flywheel.learners.tune_objective import Constraints, TuneData
+    from flywheel.learners.workflow_learner import WorkflowLearner
+    from flywheel.registry.learned_config import LearnedConfig, RoutingConfig
+
+    spec = packaged_spec(WF)
+    base = dumps_policy(WorkflowLearner(spec, seed=0).policy())
+    champion = LearnedConfig(workflow=WF, thresholds={"confidence": 0.6}, routing=RoutingConfig(kind="bandit"),
+                             cost_weight=20.0, resources={"strong.min_replicas": 1.0})
+    data = TuneData(spec=spec, examples=[], base_state=base, constraints=Constraints(0.3, 0.05))
+    space = SearchSpace.of(spec, _policy(), champion=CHAMPION)
+    point = {**CHAMPION, "routing.exploration": 0.2, "thresholds.confidence": 0.65}
+    metrics = {"estimate": 0.9, "estimate_low": 0.85, "estimate_high": 0.95, "ips": 0.9, "snips": 0.9,
+               "human_share": 0.2, "unattended_error": 0.01, "feasible": 1.0}
+    result = TuneResult(point, metrics, {**metrics, "estimate": 0.88}, trials=8, stopped_early=3, seconds=1.0)
+    plan = plan_resources({"fast": AgentLoad(5.0, 20.0, 1.0, slots=4)}, 4.0)
+    config, state, evidence = proposal(champion, data, space, result, plan)
+    assert config.thresholds == {"confidence": 0.65} and config.routing.exploration == 0.2
+    assert config.cost_weight == 20.0
+    assert config.resources == {"strong.min_replicas": 1.0, "fast.min_replicas": 2.0, "fast.max_replicas": 6.0,
+                                "fast.target_ongoing_requests": plan["fast.target_ongoing_requests"]}
+    assert state == candidate_state(base, Candidate(20.0, 0.2, {"confidence": 0.65}), spec)
+    assert evidence["estimated_gain"] == pytest.approx(0.02) and evidence["trials"] == 8.0
