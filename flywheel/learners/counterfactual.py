@@ -147,9 +147,9 @@ class Evaluator:
             target = self.policy.probabilities(ex.x, self.arms, featurized[i] if featurized is not None else None)
             p = target.get(ex.arm, 0.0)
             r = gate_reward(ex, self.thresholds, self.spec.objective)
-            self.ips.learn_one(p, ex.propensity, r)
-            self.snips.learn_one(p, ex.propensity, r)
-            self.dr.learn_one(target, ex.arm, ex.propensity, r, predicted[i] if predicted is not None else zero)
+            self.ips.add(p, ex.propensity, r)
+            self.snips.add(p, ex.propensity, r)
+            self.dr.add(target, ex.arm, ex.propensity, r, predicted[i] if predicted is not None else zero)
             if ex.confidence is not None:
                 w = p / ex.propensity
                 to_human = attended(ex, self.thresholds)

@@ -3,8 +3,9 @@
 Each logged decision gives the candidate's probability of the logged arm, the
 logging propensity and the reward (and, for the doubly robust estimate, the
 candidate's probability and a reward model's prediction for every arm). Three
-estimators, River style (`learn_one`, then `estimate()`), each with a normal
-confidence interval from its influence function:
+estimators (running statistics, not learners: `add` each decision, then
+`estimate()`), each with a normal confidence interval from its influence function
+(for SNIPS, a ratio, the delta method):
 
 - `IPS`: mean of w r, with w = target / propensity (unbiased; high variance);
 - `SNIPS`: sum(w r) / sum(w) (self-normalized: a little biased, less variance);
@@ -83,7 +84,7 @@ class IPS:
     >>> est = IPS()
     >>> for _ in range(4000):  # logging: uniform over 2 arms; arm 1 pays 1; the target always picks arm 1
     ...     arm = rng.randrange(2)
-    ...     est.learn_one(1.0 if arm == 1 else 0.0, 0.5, float(arm))
+    ...     est.add(1.0 if arm == 1 else 0.0, 0.5, float(arm))
     >>> e = est.estimate()
     >>> e.covers(1.0), round(e.value, 1), e.n
     (True, 1.0, 4000)
@@ -92,7 +93,7 @@ class IPS:
     def __init__(self) -> None:
         self._terms = _MeanOf()
 
-    def learn_one(self, target_probability: float, propensity: float, reward: float) -> None:
+    def add(self, target_probability: float, propensity: float, reward: float) -> None:
         self._terms.add(target_probability / propensity * reward)
 
     def estimate(self, level: float = 0.95) -> Estimate:
@@ -104,7 +105,7 @@ class SNIPS:
 
     >>> est = SNIPS()
     >>> for arm in [0, 1] * 500:
-    ...     est.learn_one(0.9 if arm else 0.1, 0.5, float(arm))
+    ...     est.add(0.9 if arm else 0.1, 0.5, float(arm))
     >>> round(est.estimate().value, 3)
     0.9
     """
@@ -113,7 +114,7 @@ class SNIPS:
         self.n = 0
         self._w = self._wr = self._w2 = self._w2r = self._w2r2 = 0.0
 
-    def learn_one(self, target_probability: float, propensity: float, reward: float) -> None:
+    def add(self, target_probability: float, propensity: float, reward: float) -> None:
         w = target_probability / propensity
         self.n += 1
         self._w += w
@@ -137,12 +138,12 @@ class SNIPS:
 class DoublyRobust:
     """Doubly robust: the reward model's value under the target plus the IPS-weighted residual.
 
-    `learn_one(target, arm, propensity, reward, predicted)`: `target` is the candidate's
+    `add(target, arm, propensity, reward, predicted)`: `target` is the candidate's
     probability of every arm, `predicted` the reward model's prediction for every arm.
 
     >>> est = DoublyRobust()
     >>> for arm in ["a", "b"] * 500:  # a perfect reward model: every term is the true value
-    ...     est.learn_one({"a": 0.2, "b": 0.8}, arm, 0.5, 1.0 if arm == "b" else 0.0, {"a": 0.0, "b": 1.0})
+    ...     est.add({"a": 0.2, "b": 0.8}, arm, 0.5, 1.0 if arm == "b" else 0.0, {"a": 0.0, "b": 1.0})
     >>> e = est.estimate()
     >>> round(e.value, 3), e.se < 1e-6
     (0.8, True)
@@ -151,7 +152,7 @@ class DoublyRobust:
     def __init__(self) -> None:
         self._terms = _MeanOf()
 
-    def learn_one(
+    def add(
         self,
         target: Mapping[str, float],
         arm: str,

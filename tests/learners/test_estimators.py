@@ -61,8 +61,8 @@ def test_constraints_are_estimated_near_their_truth(world):
 def test_ips_is_unbiased_where_snips_normalizes():
     ips, snips = IPS(), SNIPS()
     for arm in [0, 1, 1, 1]:  # the target's probabilities do not sum to the log's
-        ips.learn_one(0.5, 0.5, 1.0 if arm else 0.5)
-        snips.learn_one(0.5, 0.5, 1.0 if arm else 0.5)
+        ips.add(0.5, 0.5, 1.0 if arm else 0.5)
+        snips.add(0.5, 0.5, 1.0 if arm else 0.5)
     assert ips.estimate().value == pytest.approx(0.875)
     assert snips.estimate().value == pytest.approx(0.875)
     assert IPS().estimate().n == 0 and SNIPS().estimate().se == float("inf")
@@ -71,7 +71,7 @@ def test_ips_is_unbiased_where_snips_normalizes():
 def test_doubly_robust_corrects_a_wrong_model():
     est = DoublyRobust()
     for arm in ["a", "b"] * 200:  # the model says 0.5 everywhere; truth: a pays 0, b pays 1
-        est.learn_one({"b": 1.0}, arm, 0.5, 1.0 if arm == "b" else 0.0, {"a": 0.5, "b": 0.5})
+        est.add({"b": 1.0}, arm, 0.5, 1.0 if arm == "b" else 0.0, {"a": 0.5, "b": 0.5})
     assert est.estimate().value == pytest.approx(1.0)
 
 
