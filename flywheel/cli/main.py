@@ -175,6 +175,15 @@ def _register_governance() -> None:
 _register_governance()
 
 
+def _register_tune() -> None:
+    from flywheel.cli.tune import tune
+
+    app.command("tune")(tune)
+
+
+_register_tune()
+
+
 def main() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

@@ -177,6 +177,12 @@ class LinearBandit:
         if arm is not None and arm in self._index:
             self.solver.reset_row(self._s, 1 + self._index[arm])
 
+    def set_exploration(self, epsilon: float) -> None:
+        """Explore exactly `epsilon` from now on: no decay, any drift boost ended (a tuned setting)."""
+        self.epsilon = self.epsilon_min = float(epsilon)
+        self._boost_until = self._t
+        self._boost_epsilon = 0.0
+
     # -- prediction --------------------------------------------------------
 
     def featurize(self, x: Mapping[str, Any]) -> Featurized:
@@ -260,6 +266,15 @@ class LinearBandit:
             names = self.arms if arms is None else list(arms)
             return 1.0 / len(names) if arm in names else 0.0
         return (eps / len(explore) if arm in explore else 0.0) + (1.0 - eps if arm == best else 0.0)
+
+    def probabilities_featurized(self, f: Featurized, arms: Sequence[str] | None = None) -> dict[str, float]:
+        """`probability_featurized` of every arm of `arms` on f, the policy computed once."""
+        names = self.arms if arms is None else list(arms)
+        known, best, explore, eps, _ = self.policy_featurized(f, arms)
+        if not known:
+            return {a: 1.0 / len(names) for a in names}
+        share = eps / len(explore)
+        return {a: (share if a in explore else 0.0) + (1.0 - eps if a == best else 0.0) for a in names}
 
     def decide_featurized(self, f: Featurized, key: str, arms: Sequence[str] | None = None) -> Choice:
         known, best, explore, eps, scores = self.policy_featurized(f, arms)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from flywheel.learners.linear_bandit import LinearBandit
+from flywheel.learners.linear_bandit import Featurized, LinearBandit
 from flywheel.workflows.routing import Choice, uniform
 
 
@@ -30,6 +30,8 @@ class RoutingPolicy:
     (19, {0.02})
     >>> policy.probability({"prompt": "hi"}, "a", ["a", "b"])
     0.98
+    >>> policy.probabilities({"prompt": "hi"}, ["a", "b"])
+    {'a': 0.98, 'b': 0.02}
     """
 
     def __init__(self, bandit: LinearBandit, probes: Mapping[str, float] | None = None, seed: int = 0):
@@ -67,6 +69,23 @@ class RoutingPolicy:
             return 0.0
         b = self.bandit
         return (1.0 - sum(probes.values())) * b.probability_featurized(b.featurize(x), arm, up)
+
+    def probabilities(
+        self, x: Mapping[str, Any], arms: Sequence[str] | None = None, featurized: Featurized | None = None
+    ) -> dict[str, float]:
+        """`probability` of every arm of `arms` for x, the policy computed once (off-policy evaluation).
+
+        `featurized`: x as this policy's bandit featurizes it, when the caller has it already."""
+        names = list(self.bandit.arms) if arms is None else list(arms)
+        probes = {a: q for a, q in self.probes.items() if a in names}
+        up = [a for a in names if a not in probes]
+        b = self.bandit
+        if not up:
+            return {a: 1.0 / len(probes) for a in names}
+        f = featurized if featurized is not None else b.featurize(x)
+        rest = 1.0 - sum(probes.values())
+        bandit = b.probabilities_featurized(f, up)
+        return {a: probes[a] if a in probes else rest * bandit[a] for a in names}
 
     @property
     def exploration(self) -> float:

@@ -139,6 +139,27 @@ class LearningSettings(_Model):
     mlflow_artifacts: str = Field(default=".flywheel/mlartifacts", description="Where version artifacts are stored.")
 
 
+class TuningSettings(_Model):
+    """The slow loop: Ray Tune jobs propose a workflow's thresholds, cost weight and exploration."""
+
+    every_outcomes: int = Field(
+        default=0, ge=0, description="Start a tune job after this many outcomes of a workflow (0: never by itself)."
+    )
+    after_drift: bool = Field(default=False, description="Start a tune job after a drift is detected.")
+    trials: int = Field(default=24, ge=1, le=256, description="Trials of one tune job.")
+    window_outcomes: int = Field(default=20000, ge=100, description="Most logged outcomes a job evaluates on.")
+    max_human_share: float = Field(
+        default=0.3, ge=0, le=1, description="Highest share of answered runs a candidate may send to a human."
+    )
+    cpus_per_trial: float = Field(default=0.5, gt=0, description="Ray CPUs each trial reserves.")
+    ray_address: str | None = Field(
+        default=None,
+        description="Ray cluster a job started outside the service joins (else RAY_ADDRESS, else a local Ray "
+        "for the job only); a job inside a Serve replica runs on the service's own Ray.",
+    )
+    local_cpus: int = Field(default=2, ge=1, description="CPUs of the local Ray a job starts when it joins none.")
+
+
 class GovernanceSettings(_Model):
     """What may change by itself, and how fast routers follow the registry."""
 
@@ -219,6 +240,7 @@ class AppSettings(BaseSettings):
     governance: GovernanceSettings = Field(
         default_factory=GovernanceSettings, description="Policies, review and how routers follow the registry."
     )
+    tuning: TuningSettings = Field(default_factory=TuningSettings, description="The slow loop's tune jobs.")
     ledger_batch: int = Field(default=256, ge=1, description="Most runs written in one ledger transaction.")
     limits: LimitSettings = Field(
         default_factory=LimitSettings, description="What one client may send, and how often (per ingress replica)."
