@@ -93,10 +93,11 @@ def record_outcome_batches(
     ``limits``) or when its reward is not a finite number; a
     duplicate when an earlier accepted event (of any batch) or a stored outcome
     has its event_id; rejected when its run is unknown; else new. Two queries
-    for all the batches (stored event ids, the runs' facts) and one
-    ``INSERT ... ON CONFLICT (event_id) DO NOTHING RETURNING`` executed with
-    every new row (SQLAlchemy's "insertmanyvalues" pages it), so a row that a
-    concurrent transaction stored first counts as a duplicate too.
+    for all the batches (stored event ids, the runs' facts), one
+    ``INSERT ... ON CONFLICT (event_id) DO NOTHING`` executed with every new
+    row, so a row that a concurrent transaction stored first counts as a
+    duplicate too, and one query reading back the new rows' positions
+    (see :func:`_insert_new`).
 
     On PostgreSQL the transaction first locks ``outcomes`` against other
     writers (``SHARE ROW EXCLUSIVE``; readers are not blocked). Positions then
@@ -189,16 +190,38 @@ def _stored_event_ids(connection: Connection, event_ids: Sequence[str]) -> set[s
     return set(connection.execute(query).scalars())
 
 
+_COLUMNS = (
+    "event_id", "run_id", "workflow", "success", "quality", "cost", "latency_s",
+    "human_override", "source", "reward", "occurred_at", "received_at",
+)
+"""The columns of an outcome row as :func:`_insert_new` writes them, in order."""
+
+
 def _insert_new(connection: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Insert ``rows`` unless their event_id is stored; event_id -> position of those inserted."""
+    """Insert ``rows`` unless their event_id is stored; event_id -> position of those inserted.
+
+    One DBAPI ``executemany`` of a plain ``INSERT ... ON CONFLICT (event_id)
+    DO NOTHING`` (sqlite3 loops in C, psycopg pipelines one prepared
+    statement), without SQLAlchemy's per-row parameter processing or a long
+    multi-VALUES statement to render. The positions are then read back as
+    those above the highest one before the insert: the caller holds the
+    writers' lock (PostgreSQL table lock, SQLite ``BEGIN IMMEDIATE``), so every
+    such row is this transaction's.
+    """
     if not rows:
         return {}
-    stmt = (
-        dialect_insert(connection, outcomes)
-        .on_conflict_do_nothing(index_elements=[outcomes.c.event_id])
-        .returning(outcomes.c.event_id, outcomes.c.position)
+    before = last_position(connection)
+    mark = "%s" if connection.dialect.name == "postgresql" else "?"
+    sql = (
+        f"INSERT INTO outcomes ({', '.join(_COLUMNS)}) VALUES ({', '.join([mark] * len(_COLUMNS))}) "
+        "ON CONFLICT (event_id) DO NOTHING"
     )
-    return {event_id: position for event_id, position in connection.execute(stmt, rows)}
+    connection.exec_driver_sql(sql, [tuple(row[c] for c in _COLUMNS) for row in rows])
+    ours = {row["event_id"] for row in rows}
+    stored = connection.execute(
+        select(outcomes.c.event_id, outcomes.c.position).where(outcomes.c.position > before)
+    )
+    return {event_id: position for event_id, position in stored if event_id in ours}
 
 
 def _outcome_row(

@@ -214,11 +214,12 @@ class Runtime:
         """Record a batch of outcomes; returns once it is committed (with concurrent batches)."""
         report = await self.outcome_writer.submit(events)
         assert report is not None
-        await self._count_outcomes(report)
+        # Before any other await: a commit's batches all wake up on this loop turn, ahead of the call.
         if report.new_positions and self._on_outcomes:
             if not self._new_positions:  # the first of a commit's batches to wake up schedules the call
                 asyncio.get_running_loop().call_soon(self._tell_new_outcomes)
             self._new_positions.extend(report.new_positions)
+        await self._count_outcomes(report)
         return report
 
     async def _count_outcomes(self, report: OutcomeReport) -> None:

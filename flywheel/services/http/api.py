@@ -201,7 +201,7 @@ def create_api(factory: RuntimeFactory, limits: LimitSettings | None = None) -> 
         if len(body.events) > limits.max_outcome_batch:
             refuse(["body", "events"], f"more than {limits.max_outcome_batch} events", "too_long")
         s.check_outcome_limits(body, rt.ledger.outcome_limits)
-        report = await rt.post_outcomes([OutcomeEvent(**e.model_dump()) for e in body.events])
+        report = await rt.post_outcomes([OutcomeEvent(**e) for e in body.model_dump()["events"]])
         return s.OutcomeReportOut(
             new=report.new,
             duplicate=report.duplicate,
