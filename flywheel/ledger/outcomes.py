@@ -7,6 +7,7 @@ owns the transactions.
 from __future__ import annotations
 
 import math
+import operator
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -190,33 +191,52 @@ def _stored_event_ids(connection: Connection, event_ids: Sequence[str]) -> set[s
     return set(connection.execute(query).scalars())
 
 
-_COLUMNS = (
-    "event_id", "run_id", "workflow", "success", "quality", "cost", "latency_s",
-    "human_override", "source", "reward", "occurred_at", "received_at",
+_COLUMNS = {
+    "event_id": "text", "run_id": "text", "workflow": "text", "success": "boolean",
+    "quality": "float8", "cost": "float8", "latency_s": "float8", "human_override": "boolean",
+    "source": "text", "reward": "float8", "occurred_at": "float8", "received_at": "float8",
+}
+"""The columns :func:`_insert_new` writes, in order, with their PostgreSQL array element types."""
+
+_VALUES = operator.itemgetter(*_COLUMNS)
+"""An outcome row's values in the order of :data:`_COLUMNS`."""
+
+_NAMES = ", ".join(_COLUMNS)
+_SQLITE_INSERT = (
+    f"INSERT INTO outcomes ({_NAMES}) VALUES ({', '.join('?' * len(_COLUMNS))}) "
+    "ON CONFLICT (event_id) DO NOTHING"
 )
-"""The columns of an outcome row as :func:`_insert_new` writes them, in order."""
+_POSTGRES_INSERT = (
+    f"INSERT INTO outcomes ({_NAMES}) SELECT * FROM unnest("
+    + ", ".join(f"%s::{kind}[]" for kind in _COLUMNS.values())
+    + ") ON CONFLICT (event_id) DO NOTHING"
+)
 
 
 def _insert_new(connection: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
     """Insert ``rows`` unless their event_id is stored; event_id -> position of those inserted.
 
-    One DBAPI ``executemany`` of a plain ``INSERT ... ON CONFLICT (event_id)
-    DO NOTHING`` (sqlite3 loops in C, psycopg pipelines one prepared
-    statement), without SQLAlchemy's per-row parameter processing or a long
-    multi-VALUES statement to render. The positions are then read back as
-    those above the highest one before the insert: the caller holds the
-    writers' lock (PostgreSQL table lock, SQLite ``BEGIN IMMEDIATE``), so every
-    such row is this transaction's.
+    Straight to the driver, without SQLAlchemy's per-row parameter processing
+    or a long multi-VALUES statement to render: on SQLite one ``executemany``
+    of a plain ``INSERT ... ON CONFLICT (event_id) DO NOTHING`` (sqlite3 loops
+    in C); on PostgreSQL one ``INSERT ... SELECT FROM unnest(...)`` taking
+    each column as an array (one short statement, whatever the row count).
+    The positions are then read back as those above the highest one before
+    the insert: the caller holds the writers' lock (PostgreSQL table lock,
+    SQLite ``BEGIN IMMEDIATE``), so every such row is this transaction's.
     """
     if not rows:
         return {}
     before = last_position(connection)
-    mark = "%s" if connection.dialect.name == "postgresql" else "?"
-    sql = (
-        f"INSERT INTO outcomes ({', '.join(_COLUMNS)}) VALUES ({', '.join([mark] * len(_COLUMNS))}) "
-        "ON CONFLICT (event_id) DO NOTHING"
-    )
-    connection.exec_driver_sql(sql, [tuple(row[c] for c in _COLUMNS) for row in rows])
+    values = [_VALUES(row) for row in rows]
+    if connection.dialect.name == "postgresql":
+        columns = [list(column) for column in zip(*values)]
+        for k, kind in enumerate(_COLUMNS.values()):
+            if kind == "float8":  # one element type per array (an int among floats would not do)
+                columns[k] = [None if v is None else float(v) for v in columns[k]]
+        connection.exec_driver_sql(_POSTGRES_INSERT, tuple(columns))
+    else:
+        connection.exec_driver_sql(_SQLITE_INSERT, values)
     ours = {row["event_id"] for row in rows}
     stored = connection.execute(
         select(outcomes.c.event_id, outcomes.c.position).where(outcomes.c.position > before)
