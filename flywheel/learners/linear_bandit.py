@@ -324,6 +324,23 @@ class LinearBandit:
         if problem is not None:
             raise ValueError(problem)
 
+    @classmethod
+    def _check_many(cls, batch: Sequence[Featurized], quality: Sequence[float], cost: Sequence[float],
+                    latency_s: Sequence[float]) -> None:
+        """`_check` of a whole mini-batch, vectorized; names the first bad outcome when one is."""
+        try:
+            q, c, lat = (np.asarray(v, dtype=float) for v in (quality, cost, latency_s))
+        except (TypeError, ValueError):
+            q = c = lat = np.array([np.nan])
+        ok = (np.isfinite(q).all() and np.isfinite(c).all() and np.isfinite(lat).all()
+              and ((q >= 0) & (q <= 1)).all() and ((c >= 0) & (c <= CEILINGS.cost_usd)).all()
+              and ((lat >= 0) & (lat <= CEILINGS.latency_s)).all()
+              and np.isfinite(np.concatenate([f[1] for f in batch] + [f[2] for f in batch])).all())
+        if not ok:
+            for f, qi, ci, li in zip(batch, quality, cost, latency_s):
+                cls._check(f, qi, ci, li)
+            raise ValueError("a batch value is not a finite number")
+
     def importance_weight(self, propensity: float) -> float:
         """What an outcome chosen with this propensity weighs: 1, or min(importance_clip, 1 / propensity)."""
         if not self.importance_clip:
@@ -362,8 +379,7 @@ class LinearBandit:
             return
         props = propensity if propensity is not None else [1.0] * len(batch)
         lat_in = latency_s if latency_s is not None else [0.0] * len(batch)
-        for f, q, c, l in zip(batch, quality, cost, lat_in):  # all refused or none learned
-            self._check(f, q, c, l)
+        self._check_many(batch, quality, cost, lat_in)  # all refused or none learned
         if not hasattr(self.solver, "learn_many"):  # e.g. laplace: one step after the other
             lat = latency_s if latency_s is not None else [0.0] * len(batch)
             for f, a, q, c, l, pr in zip(batch, arms, quality, cost, lat, props):
