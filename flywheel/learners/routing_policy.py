@@ -40,23 +40,34 @@ class RoutingPolicy:
         self.seed = seed
 
     def decide(self, x: Mapping[str, Any], key: str, arms: Sequence[str] | None = None) -> Choice:
-        """The choice for x (the run id as key): a probe of a down arm, else the bandit's over the arms up."""
-        names = list(self.bandit.arms) if arms is None else list(arms)
+        """The choice for x (the run id as key): a probe of a down arm, else the bandit's over the arms up.
+
+        The choice's scores are every arm's (the down ones' too), so a trace shows them all.
+        """
+        b = self.bandit
+        names = list(b.arms) if arms is None else list(arms)
         probes = {a: q for a, q in self.probes.items() if a in names}
         if not probes:
-            return self.bandit.decide(x, key, None if names == self.bandit.arms else names)
+            return b.decide(x, key, None if names == b.arms else names)
+        f = b.featurize(x)
         up = [a for a in names if a not in probes]
         u = uniform(self.seed, f"{key}/probe")
         if not up:  # everything is down: try one at random
             arm = list(probes)[min(len(probes) - 1, int(u * len(probes)))]
-            return Choice(arm=arm, propensity=1.0 / len(probes), scores={})
+            return Choice(arm=arm, propensity=1.0 / len(probes), scores=self._scores(f, names))
         acc = 0.0
         for arm, q in probes.items():
             acc += q
             if u < acc:
-                return Choice(arm=arm, propensity=q, scores={})
-        c = self.bandit.decide(x, key, up)
-        return Choice(arm=c.arm, propensity=c.propensity * (1.0 - acc), scores=c.scores)
+                return Choice(arm=arm, propensity=q, scores=self._scores(f, names))
+        c = b.decide_featurized(f, key, up)
+        return Choice(arm=c.arm, propensity=c.propensity * (1.0 - acc), scores={**self._scores(f, probes), **c.scores})
+
+    def _scores(self, f: Any, names: Sequence[str]) -> dict[str, float]:
+        """The bandit's score of each of `names` on f (0.0 for an arm it has never heard of)."""
+        b = self.bandit
+        values = b.scores_featurized(f).tolist()
+        return {a: values[b.arms.index(a)] if a in b.arms else 0.0 for a in names}
 
     def probability(self, x: Mapping[str, Any], arm: str, arms: Sequence[str] | None = None) -> float:
         """The probability that `decide` picks `arm` for x (over `arms`)."""

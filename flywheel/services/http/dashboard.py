@@ -19,6 +19,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 
 from flywheel.ledger import dashboard as queries
+from flywheel.services.http.errors import AUTHED, responses
 from flywheel.services.http.auth import Principal, require
 from flywheel.services.runtime import Runtime
 
@@ -96,7 +97,7 @@ def dashboard_router() -> APIRouter:
     router = APIRouter()
     reviewer = Depends(require(*REVIEWERS))
 
-    @router.get("/v1/dashboard/me", response_model=MeOut, tags=["dashboard"])
+    @router.get("/v1/dashboard/me", response_model=MeOut, tags=["dashboard"], responses=responses(*AUTHED))
     async def me(who: Principal = Depends(require()), rt: Runtime = Depends(_runtime)) -> MeOut:
         """The caller's token and what the dashboard lets it see and do."""
         admin = who.role == "admin"
@@ -105,7 +106,7 @@ def dashboard_router() -> APIRouter:
                      workflows=sorted(rt.specs))
 
     @router.get("/v1/dashboard/workflows/{workflow}/series", response_model=SeriesOut, tags=["dashboard"],
-                dependencies=[reviewer])
+                dependencies=[reviewer], responses=responses(*AUTHED, 404))
     async def series(
         workflow: str,
         window_s: float = Query(default=3600.0, gt=0, le=90 * 86400, description="Seconds back from now."),
@@ -126,7 +127,7 @@ def dashboard_router() -> APIRouter:
         )
 
     @router.get("/v1/dashboard/workflows/{workflow}/runs", response_model=list[RunRowOut], tags=["dashboard"],
-                dependencies=[reviewer])
+                dependencies=[reviewer], responses=responses(*AUTHED, 404))
     async def runs(
         workflow: str,
         status: Literal["running", "waiting", "completed", "rejected", "failed"] | None = Query(

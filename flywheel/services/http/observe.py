@@ -13,6 +13,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from flywheel.registry.governor import GovernanceError
+from flywheel.services.http.errors import AUTHED, error, responses
 from flywheel.services.http.auth import require
 from flywheel.services.metrics import PrometheusBackend
 from flywheel.services.runtime import Runtime
@@ -85,18 +86,19 @@ def observe_router() -> APIRouter:
     router = APIRouter()
 
     @router.get("/metrics", tags=["service"], dependencies=[Depends(require())],
-                response_class=Response, responses={200: {"content": {"text/plain": {}}}})
+                response_class=Response,
+                responses={200: {"content": {"text/plain": {}}}, **responses(*AUTHED, 404)})
     async def metrics(rt: Runtime = Depends(_runtime)) -> Response:
         """The service's metrics in Prometheus' text format (the local server; on Ray Serve,
         Ray exports them with its own metrics)."""
         backend = rt.metrics.backend
         if not isinstance(backend, PrometheusBackend):
-            return JSONResponse(status_code=404, content={"detail": [
-                {"loc": ["path"], "msg": "metrics are exported by Ray's metrics agent on this deployment"}]})
+            return error(404, ["path"], "metrics are exported by Ray's metrics agent on this deployment", "not_found")
         body, content_type = backend.exposition()
         return Response(content=body, media_type=content_type)
 
-    @router.get("/v1/runs/{run_id}/trace", response_model=RunTrace, tags=["runs"], dependencies=[Depends(require())])
+    @router.get("/v1/runs/{run_id}/trace", response_model=RunTrace, tags=["runs"], dependencies=[Depends(require())],
+                responses=responses(*AUTHED, 404))
     async def run_trace(run_id: str, rt: Runtime = Depends(_runtime)) -> RunTrace:
         """A run's decision trace: features, scores, propensity, gate, policy checks, version."""
         view = await rt.get_run(run_id)

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from flywheel.services.http.tokens import Role
 from flywheel.services.http.auth import ROLES, TokenCache, ensure_admin_token, require
 from flywheel.cli.local_server import local_api
+from flywheel.services.limit_settings import LimitSettings
 from flywheel.services.settings import load_settings
 from flywheel.ledger import Ledger
 from flywheel.ledger.records import TokenInfo
@@ -61,7 +62,10 @@ def world(tmp_path_factory):
     """(client, ledger, {role: secret}) over a fresh SQLite ledger."""
     db = tmp_path_factory.mktemp("auth") / "ledger.db"
     settings = load_settings("configs/app.yaml")
-    settings = settings.model_copy(update={"database_url": f"sqlite:///{db}"})
+    # the role matrix calls every route with every role: more than one token may send a second
+    settings = settings.model_copy(update={"database_url": f"sqlite:///{db}",
+                                           "limits": LimitSettings(per_token="100000 per second",
+                                                                   failed_auth_per_client="100000 per second")})
     ledger = Ledger(settings.resolved_database_url())
     ledger.upgrade()
     secrets = {role: ledger.create_token(role, name=f"t-{role}", created_by="test")[1] for role in ROLES}

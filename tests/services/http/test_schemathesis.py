@@ -36,7 +36,7 @@ def _run(app, secrets) -> None:
     schema = schemathesis.openapi.from_asgi("/openapi.json", app)
     headers = {"Authorization": f"Bearer {secrets['admin']}"}
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 18  # every route of test_auth.py's matrix
+    assert len(operations) == 23  # every route of test_auth.py's matrix
     for operation in operations:
 
         @given(case=operation.as_strategy())
