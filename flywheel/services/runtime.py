@@ -116,7 +116,8 @@ class Runtime:
         if problems:
             raise InvalidInput(problems)
         run = await self.engines[workflow].start(
-            uuid.uuid4().hex, data, self.configs.live(workflow), metadata
+            uuid.uuid4().hex, data, self.configs.live(workflow), metadata,
+            prompts=self.configs.learned(workflow).prompts,
         )
         await self.writer.submit(run)  # durable before it is acknowledged
         return run

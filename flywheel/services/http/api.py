@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from flywheel.services.http import schemas as s
 from flywheel.services.http.tokens import tokens_router
 from flywheel.services.http.governance import governance_router
+from flywheel.services.http.openai_api import openai_router
 from flywheel.services.http.auth import TokenCache, require
 from flywheel.services.runtime import Conflict, InvalidInput, Runtime, UnknownRun, UnknownWorkflow
 from flywheel.workflows.engine import HumanDecision
@@ -167,4 +168,5 @@ def create_api(factory: RuntimeFactory) -> FastAPI:
 
     app.include_router(tokens_router())
     app.include_router(governance_router())
+    app.include_router(openai_router())
     return app

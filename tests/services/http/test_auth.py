@@ -46,7 +46,11 @@ GOVERNANCE: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/v1/workflows/{workflow}/history"): REVIEW,
     ("GET", "/v1/audit/verify"): REVIEW,
 }
-EXPECTED = {**CORE, **GOVERNANCE}
+OPENAI: dict[tuple[str, str], set[str] | None] = {
+    ("GET", "/v1/models"): ALL,
+    ("POST", "/v1/chat/completions"): {"service"},
+}
+EXPECTED = {**CORE, **GOVERNANCE, **OPENAI}
 PATH_VALUES = {"workflow": "ticket_triage", "run_id": "no-such-run", "version": "1"}
 
 
