@@ -28,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flywheel.ledger.records import RunRecord
 from flywheel.services.http.auth import require
-from flywheel.services.runtime import Runtime, UnknownWorkflow
+from flywheel.services.runtime import InvalidInput, Runtime, UnknownWorkflow
 
 MODEL_PREFIX = "flywheel:"
 AUTO = "auto"
@@ -104,20 +104,24 @@ def openai_router(default_workflow: str | None = None) -> APIRouter:
     @router.post("/v1/chat/completions", dependencies=[Depends(require("service"))])
     async def chat_completions(body: ChatCompletionRequest, rt: Runtime = Depends(runtime)):
         """Run a workflow on the conversation's last user message; the answer is the completion."""
-        workflow = _workflow_of(body.model, rt, default_workflow)
-        spec = rt.spec(workflow)
+        try:
+            workflow = _workflow_of(body.model, rt, default_workflow)
+            spec = rt.spec(workflow)
+        except UnknownWorkflow as e:
+            return _error(404, str(e), "model", "model_not_found")
         data = {spec.prompt_field: _prompt_of(body.messages), **body.flywheel.input}
         metadata = dict(body.metadata)
         if body.user:
             metadata.setdefault("user", body.user)
-        run = await rt.start_run(workflow, data, metadata)
+        try:
+            run = await rt.start_run(workflow, data, metadata)
+        except InvalidInput as e:
+            return _error(422, f"{body.model}: input: {e}", "flywheel.input", "invalid_input")
         headers = decision_headers(run)
         if run.status == "failed":
-            return JSONResponse(
-                status_code=502,
-                headers=headers,
-                content={"error": {"message": _failure(run), "type": "agent_error", "code": "agent_failed"}},
-            )
+            failed = _error(502, _failure(run), None, "agent_failed")
+            failed.headers.update(headers)
+            return failed
         completion = Completion.of(run, MODEL_PREFIX + workflow)
         if body.stream:
             usage = bool(body.stream_options and body.stream_options.include_usage)
@@ -127,6 +131,14 @@ def openai_router(default_workflow: str | None = None) -> APIRouter:
         return JSONResponse(content=completion.body(), headers=headers)
 
     return router
+
+
+def _error(status: int, message: str, param: str | None, code: str) -> JSONResponse:
+    """An error in OpenAI's shape, which OpenAI clients show."""
+    return JSONResponse(
+        status_code=status,
+        content={"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}},
+    )
 
 
 def _workflow_of(model: str, rt: Runtime, default: str | None) -> str:

@@ -111,7 +111,7 @@ def test_streaming_gives_the_same_kind_of_answer_and_usage(client):
     for i in range(40):
         try:
             with client.chat.completions.with_streaming_response.create(
-                model="auto",
+                model="flywheel:ticket_triage",
                 messages=[{"role": "system", "content": "ignored"},
                           {"role": "user", "content": f"Where is my parcel? (#{i})"}],
                 extra_body={"flywheel": {"input": {**TICKET, "product": "shipping"}}},
@@ -127,11 +127,21 @@ def test_streaming_gives_the_same_kind_of_answer_and_usage(client):
     else:
         raise AssertionError("every streamed run failed")
     assert headers["x-flywheel-arm"] in ARMS
-    assert headers["x-flywheel-version"].startswith("ticket_triage@")  # auto: the first workflow by name
+    assert headers["x-flywheel-version"].startswith("ticket_triage@")
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert isinstance(json.loads(text), dict)
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+
+
+def test_auto_runs_the_default_workflow(client):
+    raw = client.chat.completions.with_raw_response.create(
+        model="auto",  # the first workflow by name: report_generation
+        messages=[{"role": "user", "content": "Quarterly churn"}],
+        extra_body={"flywheel": {"input": {"report_type": "summary", "audience": "internal", "length_words": 80}}},
+    )
+    assert raw.headers["x-flywheel-version"].startswith("report_generation@")
+    assert "report" in json.loads(raw.parse().choices[0].message.content)
 
 
 def test_bad_requests_are_clear(client):
@@ -139,7 +149,7 @@ def test_bad_requests_are_clear(client):
         client.chat.completions.create(model="flywheel:no_such", messages=[{"role": "user", "content": "x"}])
     with pytest.raises(openai.NotFoundError, match="gpt-4o"):
         client.chat.completions.create(model="gpt-4o", messages=[{"role": "user", "content": "x"}])
-    with pytest.raises(openai.UnprocessableEntityError, match="product"):  # a declared input is missing
+    with pytest.raises(openai.UnprocessableEntityError, match="product: field required"):  # a declared input is missing
         client.chat.completions.create(model="flywheel:ticket_triage", messages=[{"role": "user", "content": "x"}])
 
 
