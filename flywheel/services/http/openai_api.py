@@ -207,23 +207,22 @@ class Completion:
             "usage": self.usage,
         }
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None, usage: dict | None = None) -> str:
-        body: dict[str, Any] = {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}] if delta is not None else [],
-        }
+    def _chunk(self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> str:
+        body: dict[str, Any] = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                                "model": self.model, "choices": choices}
         if usage is not None:
             body["usage"] = usage
         return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
 
+    def _delta(self, delta: dict[str, Any], finish: str | None = None) -> str:
+        return self._chunk([{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}])
+
     async def chunks(self, include_usage: bool, size: int = 64) -> AsyncIterator[str]:
-        yield self._chunk({"role": "assistant", "content": ""}, None)
+        """Server-sent events: the role, the content in pieces, the finish, the usage if asked, [DONE]."""
+        yield self._delta({"role": "assistant", "content": ""})
         for i in range(0, len(self.content), size):
-            yield self._chunk({"content": self.content[i:i + size]}, None)
-        yield self._chunk({}, "stop")
+            yield self._delta({"content": self.content[i:i + size]})
+        yield self._delta({}, "stop")
         if include_usage:
-            yield self._chunk(None, None, self.usage)  # type: ignore[arg-type]
+            yield self._chunk([], self.usage)
         yield "data: [DONE]\n\n"
