@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 MODEL = "smollm2-135m"
-MAX_TOKENS = 32
+MAX_TOKENS = 48
 PROMPTS = [
     "Summarise why invoices can show a double charge.",
     "Explain what a password reset link does.",
@@ -48,7 +48,7 @@ WORKFLOW = {
         {"id": "route", "kind": "route", "arms": ["only"]},
         {"id": "answer", "kind": "agent", "prompt": {
             "system": "Answer briefly.", "user": "{text}", "decisive": "answer", "max_tokens": MAX_TOKENS,
-            "output": [{"name": "answer", "type": "text", "max_length": 400}]}},
+            "output": [{"name": "answer", "type": "text", "max_length": 100}]}},
         {"id": "done", "kind": "finish"},
     ],
 }

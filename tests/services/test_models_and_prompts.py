@@ -62,7 +62,7 @@ def test_the_answer_schema_is_a_strict_pydantic_model():
     assert model.model_validate({"title": "Q3", "report": "Fine."}).report == "Fine."
     with pytest.raises(ValueError):
         model.model_validate({"title": "Q3", "report": "x", "extra": 1})
-    assert tpl.schema["properties"]["report"]["maxLength"] == 1200
+    assert tpl.schema["properties"]["report"]["maxLength"] == 500
 
 
 def test_openai_agents_need_a_url_and_vllm_agents_default_to_this_proxy():

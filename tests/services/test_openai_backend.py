@@ -121,6 +121,16 @@ def test_an_answer_that_is_not_json_is_an_agent_error():
         asyncio.run(_backend(handler).run(_request()))
 
 
+def test_an_answer_cut_at_max_tokens_says_so():
+    def handler(request: httpx.Request) -> httpx.Response:
+        body = _completion('{"label": "ref', [("x", -0.1)])
+        body["choices"][0]["finish_reason"] = "length"
+        return httpx.Response(200, json=body)
+
+    with pytest.raises(AgentError, match=r"cut at max_tokens \(16\)"):
+        asyncio.run(_backend(handler).run(_request()))
+
+
 def test_no_logprobs_means_an_undecided_confidence():
     def handler(request: httpx.Request) -> httpx.Response:
         body = _completion('{"label": "bug"}', [])

@@ -84,6 +84,12 @@ class OpenAIBackend(AgentBackend):
             content = choice["message"]["content"] or ""
         except (KeyError, IndexError, TypeError):
             raise AgentError(f"{self.base_url}: model {self.model!r} sent no choice: {str(data)[:200]}") from None
+        if choice.get("finish_reason") == "length" and request.output_schema is not None:
+            raise AgentError(
+                f"{self.base_url}: model {self.model!r}: the answer was cut at max_tokens "
+                f"({request.max_tokens or self.default_max_tokens}): raise the step's max_tokens "
+                "or lower its output fields' max_length"
+            )
         answer = self._answer(content, request)
         tokens = ((choice.get("logprobs") or {}).get("content")) or []
         confidence = confidence_of(tokens, content, request.decisive, request.output_schema)
