@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 MODEL = "smollm2-135m"
-MAX_TOKENS = 48
+MAX_TOKENS = 64
 PROMPTS = [
     "Summarise why invoices can show a double charge.",
     "Explain what a password reset link does.",
@@ -101,9 +101,11 @@ async def _phase(client, make_kwargs, clients: int, requests: int) -> dict:
 async def _measure(direct_url: str, routed_url: str, token: str, template) -> dict:
     import openai
 
+    from flywheel.services.agents.factory import VLLM_STRUCTURED
+
     def direct_kwargs(text: str) -> dict:
         return {"model": MODEL, "messages": template.messages({"text": text}), "max_tokens": MAX_TOKENS,
-                "temperature": 0.0, "logprobs": True,
+                "temperature": 0.0, "logprobs": True, "extra_body": VLLM_STRUCTURED,
                 "response_format": {"type": "json_schema",
                                     "json_schema": {"name": "answer", "schema": template.schema, "strict": True}}}
 
