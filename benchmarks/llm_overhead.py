@@ -28,7 +28,7 @@ from pathlib import Path
 import yaml
 
 MODEL = "smollm2-135m"
-MAX_TOKENS = 64
+MAX_TOKENS = 16
 PROMPTS = [
     "Summarise why invoices can show a double charge.",
     "Explain what a password reset link does.",
@@ -47,8 +47,10 @@ WORKFLOW = {
     "steps": [
         {"id": "route", "kind": "route", "arms": ["only"]},
         {"id": "answer", "kind": "agent", "prompt": {
-            "system": "Answer briefly.", "user": "{text}", "decisive": "answer", "max_tokens": MAX_TOKENS,
-            "output": [{"name": "answer", "type": "text", "max_length": 100}]}},
+            "system": "Name the topic of the question.", "user": "{text}", "decisive": "topic", "max_tokens": MAX_TOKENS,
+            # a category: vLLM 0.32's guided decoding did not hold a text field's maxLength here, so
+            # free-text answers ran past any fixed max_tokens and could not be parsed (see the README)
+            "output": [{"name": "topic", "type": "category", "values": ["billing", "account", "shipping", "software"]}]}},
         {"id": "done", "kind": "finish"},
     ],
 }
