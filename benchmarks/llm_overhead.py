@@ -103,11 +103,13 @@ async def _phase(client, make_kwargs, clients: int, requests: int) -> dict:
 async def _measure(direct_url: str, routed_url: str, token: str, template) -> dict:
     import openai
 
-    from flywheel.services.agents.openai_backend import structured_output
+    from flywheel.services.agents.factory import VLLM_STRUCTURED
 
     def direct_kwargs(text: str) -> dict:
         return {"model": MODEL, "messages": template.messages({"text": text}), "max_tokens": MAX_TOKENS,
-                "temperature": 0.0, "logprobs": True, "extra_body": structured_output(template.schema, vllm=True)}
+                "temperature": 0.0, "logprobs": True, "extra_body": VLLM_STRUCTURED,
+                "response_format": {"type": "json_schema",
+                                    "json_schema": {"name": "answer", "schema": template.schema, "strict": True}}}
 
     def routed_kwargs(text: str) -> dict:
         return {"model": "flywheel:bench_chat", "messages": [{"role": "user", "content": text}]}

@@ -26,18 +26,6 @@ NO_SIGNAL_CONFIDENCE = 0.5
 """Confidence reported when the server returns no log-probabilities: undecided."""
 
 
-def structured_output(schema: dict[str, Any], vllm: bool) -> dict[str, Any]:
-    """The request fields that make the answer follow `schema`.
-
-    OpenAI's `response_format: json_schema` for any server; for vLLM its own
-    `structured_outputs` with compact JSON, since guided decoding otherwise lets JSON
-    whitespace be anything and small models spend their token budget on blank lines.
-    """
-    if vllm:
-        return {"structured_outputs": {"json": schema, "disable_any_whitespace": True}}
-    return {"response_format": {"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": True}}}
-
-
 class OpenAIBackend(AgentBackend):
     """Calls `POST {base_url}/chat/completions` for `model`."""
 
@@ -53,7 +41,7 @@ class OpenAIBackend(AgentBackend):
         backoff_s: float = 0.5,
         temperature: float = 0.0,
         default_max_tokens: int = 256,
-        vllm_structured: bool = False,
+        extra_body: dict[str, Any] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ):
         self.base_url = base_url.rstrip("/")
@@ -63,7 +51,7 @@ class OpenAIBackend(AgentBackend):
         self.backoff_s = backoff_s
         self.temperature = temperature
         self.default_max_tokens = default_max_tokens
-        self.vllm_structured = vllm_structured
+        self.extra_body = dict(extra_body or {})
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
@@ -83,7 +71,11 @@ class OpenAIBackend(AgentBackend):
             "logprobs": True,
         }
         if request.output_schema is not None:
-            body.update(structured_output(request.output_schema, self.vllm_structured))
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "answer", "schema": request.output_schema, "strict": True},
+            }
+            body.update(self.extra_body)
         return body
 
     async def run(self, request: AgentRequest) -> AgentResult:
