@@ -48,8 +48,8 @@ WORKFLOW = {
         {"id": "route", "kind": "route", "arms": ["only"]},
         {"id": "answer", "kind": "agent", "prompt": {
             "system": "Name the topic of the question.", "user": "{text}", "decisive": "topic", "max_tokens": MAX_TOKENS,
-            # a category: vLLM 0.32's guided decoding did not hold a text field's maxLength here, so
-            # free-text answers ran past any fixed max_tokens and could not be parsed (see the README)
+            # a category: free-text answers with maxLength ran past a fixed max_tokens here (48 and 64)
+            # and could not be parsed
             "output": [{"name": "topic", "type": "category", "values": ["billing", "account", "shipping", "software"]}]}},
         {"id": "done", "kind": "finish"},
     ],
@@ -103,11 +103,9 @@ async def _phase(client, make_kwargs, clients: int, requests: int) -> dict:
 async def _measure(direct_url: str, routed_url: str, token: str, template) -> dict:
     import openai
 
-    from flywheel.services.agents.factory import VLLM_STRUCTURED
-
     def direct_kwargs(text: str) -> dict:
         return {"model": MODEL, "messages": template.messages({"text": text}), "max_tokens": MAX_TOKENS,
-                "temperature": 0.0, "logprobs": True, "extra_body": VLLM_STRUCTURED,
+                "temperature": 0.0, "logprobs": True,
                 "response_format": {"type": "json_schema",
                                     "json_schema": {"name": "answer", "schema": template.schema, "strict": True}}}
 

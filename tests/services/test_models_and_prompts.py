@@ -72,16 +72,3 @@ def test_openai_agents_need_a_url_and_vllm_agents_default_to_this_proxy():
                         "serve": {"host": "0.0.0.0", "port": 8100}})
     assert s.agents["a"].base_url == "http://127.0.0.1:8100/llm/v1"
     assert isinstance(ModelsFile.model_json_schema(), dict)
-
-
-def test_vllm_agents_ask_for_compact_json_and_openai_agents_send_only_the_standard_fields():
-    from flywheel.services.agents import make_backend
-    from flywheel.workflows.agent_io import AgentRequest
-
-    s = build_settings({"agents": {"v": {"backend": "vllm", "model": "smollm2-135m"},
-                                   "o": {"backend": "openai", "model": "m", "base_url": "http://h/v1"}}})
-    request = AgentRequest(workflow="w", run_id="r", prompt="p", input={}, output_schema={"type": "object"})
-    vllm_body = make_backend(s.agents["v"], s.simulator).body(request)
-    openai_body = make_backend(s.agents["o"], s.simulator).body(request)
-    assert vllm_body["structured_outputs"] == {"disable_any_whitespace": True}
-    assert "structured_outputs" not in openai_body and "response_format" in openai_body

@@ -8,11 +8,6 @@ from flywheel.services.agents.base import AgentBackend
 from flywheel.services.settings import AgentSettings, SimulatorSettings
 
 
-# vLLM's guided decoding lets JSON whitespace be anything; small models then spend their token
-# budget on blank lines. Compact JSON keeps a structured answer inside its max_tokens.
-VLLM_STRUCTURED = {"structured_outputs": {"disable_any_whitespace": True}}
-
-
 def make_backend(agent: AgentSettings, simulator: SimulatorSettings) -> AgentBackend:
     if agent.backend == "sim":
         from flywheel.sim import Environment, load_scenario
@@ -41,6 +36,5 @@ def make_backend(agent: AgentSettings, simulator: SimulatorSettings) -> AgentBac
             timeout_s=agent.timeout_s,
             max_retries=agent.max_retries,
             temperature=agent.temperature,
-            extra_body=VLLM_STRUCTURED if agent.backend == "vllm" else None,
         )
     raise ValueError(f"backend: unknown agent backend {agent.backend!r}")

@@ -41,7 +41,6 @@ class OpenAIBackend(AgentBackend):
         backoff_s: float = 0.5,
         temperature: float = 0.0,
         default_max_tokens: int = 256,
-        extra_body: dict[str, Any] | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
     ):
         self.base_url = base_url.rstrip("/")
@@ -51,7 +50,6 @@ class OpenAIBackend(AgentBackend):
         self.backoff_s = backoff_s
         self.temperature = temperature
         self.default_max_tokens = default_max_tokens
-        self.extra_body = dict(extra_body or {})
         headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
         self._client = httpx.AsyncClient(
             base_url=self.base_url,
@@ -75,7 +73,6 @@ class OpenAIBackend(AgentBackend):
                 "type": "json_schema",
                 "json_schema": {"name": "answer", "schema": request.output_schema, "strict": True},
             }
-            body.update(self.extra_body)
         return body
 
     async def run(self, request: AgentRequest) -> AgentResult:
