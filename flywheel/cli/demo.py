@@ -130,6 +130,10 @@ class DemoDriver:
         if run["status"] == "failed":
             self.summary.failed += 1
             correct, score = False, 0.0
+        elif (label := self.environment.truth(req.workflow, req.input)) is not None and "label" in (run["answer"] or {}):
+            # a classification is judged on the answer given (a real model's or a simulated one's)
+            correct = run["answer"]["label"] == label
+            score = 1.0 if correct else 0.0
         else:
             try:
                 truth = self.environment.respond(arm, req.workflow, req.input, tick)

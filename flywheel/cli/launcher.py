@@ -87,7 +87,9 @@ def serve_on_ray(
     if settings.serve.throughput_optimized:  # read by Serve's processes, which inherit it
         os.environ.setdefault("RAY_SERVE_THROUGHPUT_OPTIMIZED", "1")
     typer.echo("Starting a local Ray" + (" with its dashboard" if dashboard else "") + " ...")
-    ray.init(include_dashboard=dashboard, logging_level="WARNING", log_to_driver=False)
+    from flywheel.services.llm_serving import ray_cpus
+
+    ray.init(num_cpus=ray_cpus(settings), include_dashboard=dashboard, logging_level="WARNING", log_to_driver=False)
     try:
         run_app(settings)
         print_urls(url)

@@ -166,6 +166,15 @@ def _register_tokens() -> None:
 _register_tokens()
 
 
+def _register_models() -> None:
+    from flywheel.cli.models import models_app
+
+    app.add_typer(models_app, name="models")
+
+
+_register_models()
+
+
 def _register_governance() -> None:
     from flywheel.cli.governance import register
 

@@ -224,6 +224,7 @@ class LearningLoop:
                 state_sha=state_sha(policy_state),
             ),
             cost_weight=spec.objective.cost_weight,
+            prompts=spec.prompts,  # what its runs are prompted with: a rollback restores them
         )
         return config, dumps_learner(learner), policy_state, evidence
 

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from flywheel.workflows.prompts import PromptTemplate
 from flywheel.workflows.spec import WorkflowSpec
 
 
@@ -51,17 +52,27 @@ class LearnedConfig(BaseModel):
         description="Resource settings a tuner may change, keyed `<agent>.replicas`, "
         "`<agent>.max_ongoing_requests`, ... (nothing consumes them yet).",
     )
+    prompts: dict[str, PromptTemplate] = Field(
+        default_factory=dict,
+        description="Prompt template and answer schema of each agent step, by step id: a rollback "
+        "restores them. Empty: the workflow spec's own templates.",
+    )
 
     def content_hash(self) -> str:
-        """Hash of everything but the version; no resources hashes as before they existed.
+        """Hash of everything but the version; no resources (or prompts) hashes as before they existed.
 
         >>> cfg = LearnedConfig(workflow="w", thresholds={"g": 0.5}, routing=RoutingConfig(), cost_weight=1.0)
         >>> cfg.content_hash() == cfg.model_copy(update={"version": "x"}).content_hash()
         True
         >>> cfg.content_hash() == cfg.model_copy(update={"resources": {"a.replicas": 2.0}}).content_hash()
         False
+        >>> from flywheel.workflows.prompts import OutputField
+        >>> p = PromptTemplate(system="", user="{x}", output=[OutputField(name="a", type="text")], decisive="a")
+        >>> cfg.content_hash() == cfg.model_copy(update={"prompts": {"s": p}}).content_hash()
+        False
         """
-        body = self.model_dump(exclude={"version"} if self.resources else {"version", "resources"})
+        exclude = {"version"} | {name for name in ("resources", "prompts") if not getattr(self, name)}
+        body = self.model_dump(exclude=exclude)
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 
     def with_version(self) -> "LearnedConfig":
@@ -87,4 +98,5 @@ def initial_config(spec: WorkflowSpec, seed: int = 0) -> LearnedConfig:
             weights=spec.routing.weights, temperature=spec.routing.temperature, seed=seed
         ),
         cost_weight=spec.objective.cost_weight,
+        prompts=spec.prompts,
     ).with_version()

@@ -14,7 +14,7 @@ from flywheel.services.deployments.ingress import ingress_deployment
 from flywheel.services.deployments.learner import LearnerDeployment
 from flywheel.services.deployments.router import RouterDeployment
 from flywheel.services.runtime import load_workflows
-from flywheel.services.settings import AppSettings, default_settings_file, settings_from
+from flywheel.services.settings import LLM_ROUTE, AppSettings, default_settings_file, settings_from
 from flywheel.workflows.loading import validate_data
 
 APP_NAME = "flywheel"
@@ -46,6 +46,22 @@ def build_flywheel_app(settings: AppSettings) -> Application:
     return ingress_deployment(settings).bind(router, agents, learner)
 
 
+def deploy_models(settings: AppSettings) -> list[str]:
+    """Deploy the Serve LLM app of the vllm agents' models (none: nothing); returns their names."""
+    from flywheel.services.llm_serving import LLM_APP_NAME, served_models
+
+    models = served_models(settings)
+    if not models:
+        return []
+    from flywheel.services.llm_serving import build_llm_app
+    from flywheel.services.model_weights import prepare
+
+    for m in models:
+        prepare(m)
+    serve.run(build_llm_app(models), name=LLM_APP_NAME, route_prefix=LLM_ROUTE)
+    return [m.name for m in models]
+
+
 def build_app(args: dict[str, Any] | None = None) -> Application:
     """Serve's application builder: `args` may name a settings file (`config`) and override fields.
 
@@ -63,6 +79,11 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
 
 
 def run_app(settings: AppSettings, *, blocking: bool = False) -> None:
-    """Deploy the app on the connected Ray, with HTTP on the settings' host and port."""
+    """Deploy the app on the connected Ray, with HTTP on the settings' host and port.
+
+    When agents use the vllm backend, their models (prepared first, once) are deployed
+    before it, as the Serve LLM app at /llm on the same proxy.
+    """
     serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
+    deploy_models(settings)
     serve.run(build_flywheel_app(settings), name=APP_NAME, route_prefix="/", blocking=blocking)

@@ -163,7 +163,8 @@ class Runtime:
             raise InvalidInput(problems)
         span = run_span(traceparent)
         run = await self.engines[workflow].start(
-            uuid.uuid4().hex, data, self.configs.live(workflow), {**(metadata or {}), TRACEPARENT: span.header}
+            uuid.uuid4().hex, data, self.configs.live(workflow), {**(metadata or {}), TRACEPARENT: span.header},
+            prompts=self.configs.learned(workflow).prompts,
         )
         run.metadata = dict(metadata or {})  # the caller's tags; the traceparent went to the agent
         run.trace_id = span.trace_id

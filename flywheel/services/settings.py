@@ -30,9 +30,11 @@ from flywheel.learners.examples import CEILINGS
 from flywheel.ledger import Ledger
 from flywheel.ledger.engine import DEFAULT_SYNCHRONOUS, SqliteSynchronous
 from flywheel.ledger.records import OutcomeLimits
+from flywheel.services.models import Price
 from flywheel.workflows.loading import ConfigError, config_error, packaged_configs
 
 ENV_PREFIX = "FLYWHEEL_"
+LLM_ROUTE = "/llm"  # where the Serve LLM app (the vllm agents' models) is mounted on the proxy
 MLFLOW_URI_ENV = "FLYWHEEL_MLFLOW_URI"
 # Input paths that a settings file gives relative to its own folder.
 FILE_RELATIVE: tuple[tuple[str, ...], ...] = (
@@ -53,15 +55,39 @@ class _Model(BaseModel):
 class AgentSettings(_Model):
     """One agent: a Serve deployment of its own, with the backend that answers for it."""
 
-    backend: Literal["sim", "replay"] = Field(
+    backend: Literal["sim", "replay", "openai", "vllm"] = Field(
         description=(
             "Agent backend. sim: a simulated model of the scenario; replay: the recorded outcomes "
-            "of a real model in a RouterBench-format table (vllm and openai come later)."
+            "of a real model in a RouterBench-format table; openai: any OpenAI-compatible server at "
+            "base_url; vllm: a model of models.yaml served by Ray Serve LLM in this app."
         )
     )
-    model: str = Field(description="Model behind the agent (sim: a model of the scenario; replay: a score column).")
+    model: str = Field(
+        description="Model behind the agent (sim: a model of the scenario; replay: a score column; "
+        "openai: the server's model id; vllm: a name in models.yaml)."
+    )
     data: str | None = Field(
         default=None, description="replay: the RouterBench-format table (.csv, .csv.gz or .parquet)."
+    )
+    base_url: str | None = Field(
+        default=None,
+        description="openai: the server's /v1 URL (required). vllm: default the Serve LLM app on this "
+        "app's proxy (http://<serve.host>:<serve.port>/llm/v1).",
+    )
+    api_key_env: str | None = Field(
+        default=None, description="openai: environment variable holding the API key (none: no key sent)."
+    )
+    timeout_s: float = Field(default=60.0, gt=0, description="openai/vllm: seconds one request may take.")
+    max_retries: int = Field(default=3, ge=0, description="openai/vllm: retries on 429, 5xx and connection errors.")
+    temperature: float = Field(
+        default=0.0, ge=0, le=2, description="openai/vllm: sampling temperature (arms may differ only in it)."
+    )
+    price: Price | None = Field(
+        default=None,
+        description="openai/vllm: price per token (vllm: default the model's price in models.yaml).",
+    )
+    models_file: str | None = Field(
+        default=None, description="vllm: the models file (default: the packaged configs/models.yaml)."
     )
     placement: Literal["deployment", "ingress"] = Field(
         default="deployment",
@@ -80,6 +106,8 @@ class AgentSettings(_Model):
     def _replay_needs_data(self) -> "AgentSettings":
         if self.backend == "replay" and not self.data:
             raise ValueError("data: a replay agent needs the path of its table")
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("base_url: an openai agent needs its server's URL (e.g. http://host:8000/v1)")
         return self
 
 
@@ -257,6 +285,25 @@ class AppSettings(BaseSettings):
     outcome_limits: OutcomeLimitSettings = Field(
         default_factory=OutcomeLimitSettings, description="The most an outcome may report (cost, latency)."
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _vllm_agents_call_this_proxy(cls, data: Any) -> Any:
+        """vllm agents with no base_url call the Serve LLM app behind this app's own proxy."""
+        if not isinstance(data, dict) or not isinstance(data.get("agents"), dict):
+            return data
+        serve = data.get("serve") or {}
+        if isinstance(serve, BaseModel):
+            serve = serve.model_dump()
+        host = serve.get("host", "127.0.0.1")
+        host = "127.0.0.1" if host in ("0.0.0.0", "::") else host
+        url = f"http://{host}:{serve.get('port', 8000)}{LLM_ROUTE}/v1"
+        agents = {}
+        for name, agent in data["agents"].items():
+            if isinstance(agent, dict) and agent.get("backend") == "vllm" and not agent.get("base_url"):
+                agent = {**agent, "base_url": url}
+            agents[name] = agent
+        return {**data, "agents": agents}
 
     @classmethod
     def settings_customise_sources(

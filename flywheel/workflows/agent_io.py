@@ -13,6 +13,11 @@ class AgentRequest:
     prompt: str
     input: dict[str, Any]
     metadata: dict[str, str] = field(default_factory=dict)
+    # What a real model is asked (from the step's prompt template); None for sim and replay.
+    messages: list[dict[str, str]] | None = None
+    output_schema: dict[str, Any] | None = None  # JSON schema of the answer (structured output)
+    decisive: str | None = None  # answer field whose tokens' log-probabilities are the confidence
+    max_tokens: int | None = None
 
 
 @dataclass(slots=True)

@@ -15,6 +15,7 @@ from typing import Any, Callable, Literal
 from flywheel.workflows.agent_io import AgentCaller, AgentError, AgentRequest
 from flywheel.workflows.inputs import features_of
 from flywheel.ledger.records import DecisionRecord, RunRecord, StepRecord
+from flywheel.workflows.prompts import PromptTemplate
 from flywheel.workflows.routing import Policy
 from flywheel.workflows.spec import (
     AgentStep,
@@ -53,6 +54,7 @@ class _State:
     answer: dict[str, Any] | None = None
     confidence: float | None = None
     steps: list[StepRecord] = field(default_factory=list)
+    prompts: dict[str, PromptTemplate] = field(default_factory=dict)  # by agent step id
 
 
 class Engine:
@@ -74,8 +76,12 @@ class Engine:
         data: dict[str, Any],
         config: LiveConfig,
         metadata: dict[str, str] | None = None,
+        prompts: dict[str, PromptTemplate] | None = None,
     ) -> RunRecord:
-        """Execute from the first step until the run finishes, fails or waits for a human."""
+        """Execute from the first step until the run finishes, fails or waits for a human.
+
+        `prompts` (by agent step id, from the learned config) override the spec's templates.
+        """
         now = self.clock()
         run = RunRecord(
             run_id=run_id,
@@ -88,7 +94,7 @@ class Engine:
             updated_at=now,
             metadata=dict(metadata or {}),
         )
-        state = _State()
+        state = _State(prompts={**self.spec.prompts, **(prompts or {})})
         await self._execute(run, state, self.spec.steps[0].id, config)
         return run
 
@@ -196,6 +202,12 @@ class Engine:
                     input=run.input,
                     metadata=run.metadata,
                 )
+                template = state.prompts.get(step.id)
+                if template is not None:
+                    request.messages = template.messages(run.input)
+                    request.output_schema = template.schema
+                    request.decisive = template.decisive
+                    request.max_tokens = template.max_tokens
                 try:
                     result = await self.agents(state.arm, request)
                 except AgentError as e:
@@ -217,6 +229,8 @@ class Engine:
                     "cost": result.cost,
                     "latency_s": result.latency_s,
                 }
+                if template is not None:
+                    output["prompt_version"] = template.version()
                 next_id = step.next or self.spec.next_of(step.id)
             elif isinstance(step, GateStep):
                 if config is None:

@@ -13,6 +13,7 @@ from typing import Annotated, Callable, Iterator, Literal, Union
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from flywheel.workflows.run_limits import RunLimitsOverride
+from flywheel.workflows.prompts import PromptTemplate
 
 
 class _Model(BaseModel):
@@ -123,6 +124,10 @@ class AgentStep(_Model):
     id: str = Field(description="Unique id of the step within the workflow.")
     kind: Literal["agent"] = Field(description="Call the agent chosen by the preceding route step.")
     next: str | None = Field(default=None, description="Next step id (default: the following step).")
+    prompt: PromptTemplate | None = Field(
+        default=None,
+        description="What a real model is asked and the answer's schema (sim and replay agents ignore it).",
+    )
 
 
 class GateStep(_Model):
@@ -183,6 +188,11 @@ class WorkflowSpec(_Model):
             for ref in _references(s):
                 if ref not in ids:
                     raise ValueError(f"steps: step {s.id!r} goes to unknown step {ref!r}")
+        for s in self.steps:
+            if isinstance(s, AgentStep) and s.prompt is not None:
+                unknown = [p for p in s.prompt.placeholders() if p not in names]
+                if unknown:
+                    raise ValueError(f"steps: agent step {s.id!r}: prompt.user inserts undeclared inputs {unknown}")
         routes = [s for s in self.steps if isinstance(s, RouteStep)]
         if len(routes) != 1:
             raise ValueError("steps: a workflow has exactly one route step")
@@ -256,6 +266,11 @@ class WorkflowSpec(_Model):
     def arms(self) -> list[str]:
         """The agent names the route step chooses among."""
         return next(s for s in self.steps if isinstance(s, RouteStep)).arms
+
+    @property
+    def prompts(self) -> dict[str, PromptTemplate]:
+        """The prompt template of each agent step that has one, by step id."""
+        return {s.id: s.prompt for s in self.steps if isinstance(s, AgentStep) and s.prompt is not None}
 
     @property
     def gates(self) -> dict[str, float]:

@@ -27,7 +27,9 @@ def ray_session():
     from ray import serve
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
-    ray.init(include_dashboard=False, logging_level="WARNING", log_to_driver=False)
+    # logical CPUs enough for a vLLM CPU engine (2) and Serve LLM's ingress beside the app (test_vllm.py)
+    ray.init(num_cpus=max(8, os.cpu_count() or 1), include_dashboard=False, logging_level="WARNING",
+             log_to_driver=False)
     yield
     serve.shutdown()
     ray.shutdown()

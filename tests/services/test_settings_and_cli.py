@@ -121,7 +121,7 @@ def test_unreadable_settings_file_fails_naming_it(tmp_path, text, reason):
     "mutate, field, reason",
     [
         (lambda d: d.update(colour="red"), "colour", "Extra inputs are not permitted"),
-        (lambda d: d["agents"]["fast"].update(backend="magic"), "agents.fast.backend", "Input should be 'sim' or 'replay'"),
+        (lambda d: d["agents"]["fast"].update(backend="magic"), "agents.fast.backend", "Input should be 'sim', 'replay', 'openai' or 'vllm'"),
         (lambda d: d["agents"]["fast"].update(backend="replay"), "agents.fast", "a replay agent needs the path"),
         (lambda d: d["serve"].update(port=0), "serve.port", "greater than or equal to 1"),
     ],

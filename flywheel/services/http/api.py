@@ -24,6 +24,7 @@ from flywheel.services.http.observe import observe_router
 from flywheel.services.http.dashboard import dashboard_router, mount_ui
 from flywheel.services.http.auth import Principal, TokenCache, require
 from flywheel.services.limit_settings import LimitSettings
+from flywheel.services.http.openai_api import openai_router
 from flywheel.services.runtime import Conflict, InvalidInput, Runtime, UnknownRun, UnknownWorkflow
 from flywheel.workflows.engine import HumanDecision
 from flywheel.ledger.records import OutcomeEvent
@@ -212,6 +213,7 @@ def create_api(factory: RuntimeFactory, limits: LimitSettings | None = None) -> 
     app.include_router(governance_router(route_class))
     app.include_router(observe_router())
     app.include_router(dashboard_router())
+    app.include_router(openai_router())
     mount_ui(app)
     default_openapi = app.openapi
 

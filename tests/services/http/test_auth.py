@@ -53,7 +53,11 @@ OBSERVE: dict[tuple[str, str], set[str] | None] = {
     ("GET", "/v1/dashboard/workflows/{workflow}/series"): REVIEW,
     ("GET", "/v1/dashboard/workflows/{workflow}/runs"): REVIEW,
 }
-EXPECTED = {**CORE, **GOVERNANCE, **OBSERVE}
+OPENAI: dict[tuple[str, str], set[str] | None] = {
+    ("GET", "/v1/models"): ALL,
+    ("POST", "/v1/chat/completions"): {"service"},
+}
+EXPECTED = {**CORE, **GOVERNANCE, **OBSERVE, **OPENAI}
 PATH_VALUES = {"workflow": "ticket_triage", "run_id": "no-such-run", "version": "1"}
 
 

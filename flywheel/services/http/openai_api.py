@@ -1,0 +1,228 @@
+"""An OpenAI-compatible face on the ingress: `POST /v1/chat/completions` and `GET /v1/models`.
+
+Any OpenAI client can call a workflow: `model="flywheel:<workflow>"` (or `auto`, the
+default workflow) makes the request one run of that workflow. The last user message
+is the workflow's prompt field; its other declared inputs come in the request's
+`flywheel.input` object (`extra_body={"flywheel": {"input": {...}}}` in the official
+client). The learned router picks the arm and the run is logged like any other, so
+outcomes can be posted for it by the run id; the decision comes back in headers:
+
+- ``x-flywheel-run-id``, ``x-flywheel-arm``, ``x-flywheel-propensity``,
+  ``x-flywheel-version`` (the learned config that decided) and ``x-flywheel-status``
+  (completed, or waiting when the answer waits at a human checkpoint).
+
+The completion's content is the run's answer as JSON. With ``stream: true`` the answer
+comes as server-sent chunks once the run has decided it (the workflow's gate needs the
+whole answer before it can pass it on), then ``data: [DONE]``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, AsyncIterator, Literal
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+from pydantic import BaseModel, ConfigDict, Field
+
+from flywheel.ledger.records import RunRecord
+from flywheel.services.http.auth import require
+from flywheel.services.runtime import InvalidInput, Runtime, UnknownWorkflow
+
+MODEL_PREFIX = "flywheel:"
+AUTO = "auto"
+HEADER_PREFIX = "x-flywheel-"
+
+
+class _In(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ContentPart(_In):
+    type: Literal["text"] = Field(description="Only text parts are understood.")
+    text: str = Field(description="The part's text.")
+
+
+class ChatMessage(_In):
+    role: Literal["system", "developer", "user", "assistant", "tool"] = Field(description="Who speaks.")
+    content: str | list[ContentPart] | None = Field(default=None, description="The message's text.")
+    name: str | None = Field(default=None, description="Optional name of the speaker.")
+
+    def text(self) -> str:
+        if isinstance(self.content, list):
+            return "".join(p.text for p in self.content)
+        return self.content or ""
+
+
+class StreamOptions(_In):
+    include_usage: bool = Field(default=False, description="Send a last chunk with the token usage.")
+
+
+class FlywheelExtension(_In):
+    input: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The workflow's other declared inputs (the last user message fills its prompt field).",
+    )
+
+
+class ChatCompletionRequest(_In):
+    """The OpenAI chat completion request, as far as a routed workflow uses it."""
+
+    model: str = Field(description="`flywheel:<workflow>`, or `auto` for the default workflow.")
+    messages: list[ChatMessage] = Field(min_length=1, description="The conversation; the last user message is the prompt.")
+    stream: bool = Field(default=False, description="Answer as server-sent events.")
+    stream_options: StreamOptions | None = Field(default=None, description="Streaming options.")
+    metadata: dict[str, str] = Field(default_factory=dict, description="Tags stored with the run.")
+    user: str | None = Field(default=None, description="End-user id, stored in the run's metadata.")
+    max_tokens: int | None = Field(default=None, ge=1, description="Accepted; the workflow's step bounds its answer.")
+    max_completion_tokens: int | None = Field(default=None, ge=1, description="Same as max_tokens.")
+    temperature: float | None = Field(default=None, ge=0, le=2, description="Accepted; arms fix their own.")
+    top_p: float | None = Field(default=None, ge=0, le=1, description="Accepted; arms fix their own.")
+    n: int = Field(default=1, ge=1, le=1, description="One choice only.")
+    seed: int | None = Field(default=None, description="Accepted; routing draws are seeded per run.")
+    flywheel: FlywheelExtension = Field(default_factory=FlywheelExtension, description="Flywheel's own fields.")
+
+
+def openai_router(default_workflow: str | None = None) -> APIRouter:
+    """The OpenAI-compatible endpoints over the app's runtime (service tokens are the API keys).
+
+    `auto` runs `default_workflow`, or the first workflow by name when none is given.
+    """
+    router = APIRouter(tags=["openai"])
+
+    async def runtime(request: Request) -> Runtime:
+        return await request.app.state.holder.get()
+
+    @router.get("/v1/models", dependencies=[Depends(require())])
+    async def list_models(rt: Runtime = Depends(runtime)):
+        """Each workflow as a model `flywheel:<workflow>`, and `auto`."""
+        now = int(time.time())
+        ids = [MODEL_PREFIX + name for name in sorted(rt.specs)] + [AUTO]
+        return {"object": "list", "data": [{"id": i, "object": "model", "created": now, "owned_by": "flywheel"} for i in ids]}
+
+    @router.post("/v1/chat/completions", dependencies=[Depends(require("service"))])
+    async def chat_completions(body: ChatCompletionRequest, rt: Runtime = Depends(runtime)):
+        """Run a workflow on the conversation's last user message; the answer is the completion."""
+        try:
+            workflow = _workflow_of(body.model, rt, default_workflow)
+            spec = rt.spec(workflow)
+        except UnknownWorkflow as e:
+            return _error(404, str(e), "model", "model_not_found")
+        data = {spec.prompt_field: _prompt_of(body.messages), **body.flywheel.input}
+        metadata = dict(body.metadata)
+        if body.user:
+            metadata.setdefault("user", body.user)
+        try:
+            run = await rt.start_run(workflow, data, metadata)
+        except InvalidInput as e:
+            return _error(422, f"{body.model}: input: {e}", "flywheel.input", "invalid_input")
+        headers = decision_headers(run)
+        if run.status == "failed":
+            failed = _error(502, _failure(run), None, "agent_failed")
+            failed.headers.update(headers)
+            return failed
+        completion = Completion.of(run, MODEL_PREFIX + workflow)
+        if body.stream:
+            usage = bool(body.stream_options and body.stream_options.include_usage)
+            return StreamingResponse(
+                completion.chunks(usage), media_type="text/event-stream", headers=headers
+            )
+        return JSONResponse(content=completion.body(), headers=headers)
+
+    return router
+
+
+def _error(status: int, message: str, param: str | None, code: str) -> JSONResponse:
+    """An error in OpenAI's shape, which OpenAI clients show."""
+    return JSONResponse(
+        status_code=status,
+        content={"error": {"message": message, "type": "invalid_request_error", "param": param, "code": code}},
+    )
+
+
+def _workflow_of(model: str, rt: Runtime, default: str | None) -> str:
+    if model == AUTO:
+        if default is not None:
+            return default
+        if not rt.specs:
+            raise UnknownWorkflow("no workflows to run for model 'auto'")
+        return sorted(rt.specs)[0]
+    if not model.startswith(MODEL_PREFIX):
+        raise UnknownWorkflow(f"unknown model {model!r}: use 'flywheel:<workflow>' or 'auto'")
+    return model[len(MODEL_PREFIX):]
+
+
+def _prompt_of(messages: list[ChatMessage]) -> str:
+    users = [m for m in messages if m.role == "user"]
+    return (users[-1] if users else messages[-1]).text()
+
+
+def _failure(run: RunRecord) -> str:
+    errors = [s.output.get("error") for s in run.steps if s.status == "failed"]
+    return f"run {run.run_id} failed: {errors[-1] if errors else 'no answer'}"
+
+
+def decision_headers(run: RunRecord) -> dict[str, str]:
+    """The routing decision of a run, as response headers."""
+    headers = {f"{HEADER_PREFIX}run-id": run.run_id, f"{HEADER_PREFIX}status": run.status,
+               f"{HEADER_PREFIX}version": run.config_version}
+    if run.decision is not None:
+        headers[f"{HEADER_PREFIX}arm"] = run.decision.arm
+        headers[f"{HEADER_PREFIX}propensity"] = repr(run.decision.propensity)
+    return headers
+
+
+class Completion:
+    """A finished run as an OpenAI chat completion (whole or as stream chunks)."""
+
+    def __init__(self, run_id: str, model: str, content: str, tokens_in: int, tokens_out: int, created: int):
+        self.id = f"chatcmpl-{run_id}"
+        self.model = model
+        self.content = content
+        self.usage = {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
+                      "total_tokens": tokens_in + tokens_out}
+        self.created = created
+
+    @classmethod
+    def of(cls, run: RunRecord, model: str) -> "Completion":
+        agent = next((s.output for s in run.steps if s.kind == "agent" and s.status == "done"), {})
+        return cls(
+            run.run_id,
+            model,
+            json.dumps(run.answer, separators=(",", ":")) if run.answer is not None else "",
+            int(agent.get("tokens_in", 0)),
+            int(agent.get("tokens_out", 0)),
+            int(run.created_at),
+        )
+
+    def body(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "object": "chat.completion",
+            "created": self.created,
+            "model": self.model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.content},
+                         "finish_reason": "stop", "logprobs": None}],
+            "usage": self.usage,
+        }
+
+    def _chunk(self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> str:
+        body: dict[str, Any] = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
+                                "model": self.model, "choices": choices}
+        if usage is not None:
+            body["usage"] = usage
+        return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
+
+    def _delta(self, delta: dict[str, Any], finish: str | None = None) -> str:
+        return self._chunk([{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}])
+
+    async def chunks(self, include_usage: bool, size: int = 64) -> AsyncIterator[str]:
+        """Server-sent events: the role, the content in pieces, the finish, the usage if asked, [DONE]."""
+        yield self._delta({"role": "assistant", "content": ""})
+        for i in range(0, len(self.content), size):
+            yield self._delta({"content": self.content[i:i + size]})
+        yield self._delta({}, "stop")
+        if include_usage:
+            yield self._chunk([], self.usage)
+        yield "data: [DONE]\n\n"
