@@ -40,6 +40,16 @@ class DemoSummary:
     arms: dict[str, int] = field(default_factory=dict)
 
 
+async def _post(client: httpx.AsyncClient, url: str, json: dict, tries: int = 30) -> httpx.Response:
+    """POST as a well-behaved client: on 429, wait the Retry-After the service asked for, then again."""
+    for _ in range(tries):
+        r = await client.post(url, json=json)
+        if r.status_code != 429:
+            return r
+        await asyncio.sleep(min(5.0, float(r.headers.get("retry-after", "1") or 1)))
+    return r
+
+
 def _event_json(e: OutcomeEvent) -> dict:
     return {
         "event_id": e.event_id,
@@ -119,7 +129,7 @@ class DemoDriver:
 
     async def _one(self, client: httpx.AsyncClient, tick: int) -> None:
         req = self.traffic.at(tick)
-        r = await client.post(f"/v1/workflows/{req.workflow}/runs",
+        r = await _post(client, f"/v1/workflows/{req.workflow}/runs",
                               json={"input": req.input, "metadata": {TICK_KEY: str(tick)}})
         r.raise_for_status()
         run = r.json()
@@ -145,7 +155,7 @@ class DemoDriver:
             body = {"decision": human, "reviewer": "sim-reviewer"}
             if edited is not None:
                 body["answer"] = edited
-            rr = await client.post(f"/v1/runs/{run['run_id']}/resume", json=body)
+            rr = await _post(client, f"/v1/runs/{run['run_id']}/resume", json=body)
             rr.raise_for_status()
             self.summary.reviewed += 1
         self.reporter.observe(tick, run["run_id"], req, response_correct=correct, quality=score, human=human)
@@ -154,7 +164,7 @@ class DemoDriver:
     async def _send(self, client: httpx.AsyncClient, events: list[OutcomeEvent]) -> None:
         if not events:
             return
-        r = await client.post("/v1/outcomes", json={"events": [_event_json(e) for e in events]})
+        r = await _post(client, "/v1/outcomes", json={"events": [_event_json(e) for e in events]})
         r.raise_for_status()
         body = r.json()
         self.summary.outcomes_sent += len(events)
