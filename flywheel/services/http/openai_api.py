@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from flywheel.ledger.records import RunRecord
 from flywheel.services.http.auth import require
+from flywheel.services.http.errors import AUTHED, responses
 from flywheel.services.runtime import InvalidInput, Runtime, UnknownWorkflow
 
 MODEL_PREFIX = "flywheel:"
@@ -57,6 +58,29 @@ class ChatMessage(_In):
 
 class StreamOptions(_In):
     include_usage: bool = Field(default=False, description="Send a last chunk with the token usage.")
+
+
+class OpenAIErrorDetail(BaseModel):
+    message: str = Field(description="What went wrong.")
+    type: str = Field(description="OpenAI's error type.")
+    param: str | None = Field(default=None, description="The request parameter concerned.")
+    code: str = Field(description="A short machine-readable code.")
+
+
+class OpenAIErrorOut(BaseModel):
+    """An error in OpenAI's shape (what OpenAI clients show): an unknown model, a failed agent."""
+
+    error: OpenAIErrorDetail = Field(description="The error.")
+
+
+_OPENAI_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": OpenAIErrorOut, "description": "No workflow for this model."},
+    502: {"model": OpenAIErrorOut, "description": "The agent the router chose failed (the run is logged)."},
+    422: {"description": "A malformed request (Flywheel's error model), or a workflow input missing or out of "
+                         "bounds (OpenAI's shape, which OpenAI clients show).",
+          "content": {"application/json": {"schema": {"anyOf": [{"$ref": "#/components/schemas/ErrorOut"},
+                                                                {"$ref": "#/components/schemas/OpenAIErrorOut"}]}}}},
+}
 
 
 class FlywheelExtension(_In):
@@ -94,14 +118,15 @@ def openai_router(default_workflow: str | None = None) -> APIRouter:
     async def runtime(request: Request) -> Runtime:
         return await request.app.state.holder.get()
 
-    @router.get("/v1/models", dependencies=[Depends(require())])
+    @router.get("/v1/models", dependencies=[Depends(require())], responses=responses(*AUTHED))
     async def list_models(rt: Runtime = Depends(runtime)):
         """Each workflow as a model `flywheel:<workflow>`, and `auto`."""
         now = int(time.time())
         ids = [MODEL_PREFIX + name for name in sorted(rt.specs)] + [AUTO]
         return {"object": "list", "data": [{"id": i, "object": "model", "created": now, "owned_by": "flywheel"} for i in ids]}
 
-    @router.post("/v1/chat/completions", dependencies=[Depends(require("service"))])
+    @router.post("/v1/chat/completions", dependencies=[Depends(require("service"))],
+                 responses={**responses(*AUTHED, 413), **_OPENAI_ERRORS})
     async def chat_completions(body: ChatCompletionRequest, rt: Runtime = Depends(runtime)):
         """Run a workflow on the conversation's last user message; the answer is the completion."""
         try:
