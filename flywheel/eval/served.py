@@ -37,7 +37,7 @@ from flywheel.registry.policy import load_policies
 from flywheel.workflows.loading import packaged_configs
 from flywheel.workflows.agent_io import AgentCaller
 from flywheel.workflows.engine import Engine, HumanDecision
-from flywheel.workflows.reward import outcome_quality, reward
+from flywheel.workflows.reward import outcome_reward
 from flywheel.workflows.spec import WorkflowSpec
 
 POLICIES = packaged_configs() / "policies.yaml"
@@ -145,17 +145,8 @@ class ServedLoop:
         return self.ledger.record_outcomes(events, self._reward_of)
 
     def _reward_of(self, workflow: str, event: OutcomeEvent, agent_cost: float, agent_latency_s: float) -> float:
-        quality = outcome_quality(event.success, event.quality) or 0.0
-        spec = self.specs.get(workflow)
-        if spec is None:
-            return quality
-        return reward(
-            spec.objective,
-            quality=quality,
-            cost=event.cost if event.cost is not None else agent_cost,
-            latency_s=event.latency_s if event.latency_s is not None else agent_latency_s,
-            human_override=event.human_override,
-        )
+        return outcome_reward(self.specs, workflow, event, agent_cost, agent_latency_s)
+
 
     # -- the learner and the routers ----------------------------------------
 

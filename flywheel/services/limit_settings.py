@@ -10,6 +10,8 @@ from __future__ import annotations
 from limits import parse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from flywheel.learners.examples import CEILINGS
+from flywheel.ledger.records import OutcomeLimits
 from flywheel.workflows.run_limits import RunLimits
 
 
@@ -53,3 +55,32 @@ class LimitSettings(BaseModel):
         except ValueError:
             raise ValueError(f"not a rate like '100 per 2 seconds': {value!r}") from None
         return value
+
+
+_LIMITS = OutcomeLimits()  # the defaults
+
+
+class OutcomeLimitSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    """The most an outcome may report. A larger figure is refused (HTTP 422 naming the field),
+    never stored: one absurd cost would make its reward -inf and poison the learners."""
+
+    max_cost_usd: float = Field(
+        default=_LIMITS.max_cost_usd,
+        gt=0,
+        le=CEILINGS.cost_usd,
+        description=f"Largest cost of one run in USD (default {_LIMITS.max_cost_usd:g}; "
+        f"at most the learners' own ceiling, {CEILINGS.cost_usd:g}).",
+    )
+    max_latency_s: float = Field(
+        default=_LIMITS.max_latency_s,
+        gt=0,
+        le=CEILINGS.latency_s,
+        description=f"Largest latency of one run in seconds (default {_LIMITS.max_latency_s:g}: "
+        f"one day; at most the learners' own ceiling, {CEILINGS.latency_s:g}).",
+    )
+
+    def limits(self) -> OutcomeLimits:
+        """The ledger's plain form of these limits."""
+        return OutcomeLimits(max_cost_usd=self.max_cost_usd, max_latency_s=self.max_latency_s)

@@ -31,7 +31,7 @@ from flywheel.ledger.records import (
     RunView,
     WorkflowStats,
 )
-from flywheel.workflows.reward import outcome_quality, reward
+from flywheel.workflows.reward import outcome_reward
 from flywheel.workflows.spec import WorkflowSpec
 
 if TYPE_CHECKING:
@@ -241,17 +241,8 @@ class Runtime:
     def _reward_of(
         self, workflow: str, event: OutcomeEvent, agent_cost: float, agent_latency_s: float
     ) -> float:
-        quality = outcome_quality(event.success, event.quality) or 0.0
-        spec = self.specs.get(workflow)
-        if spec is None:
-            return quality
-        return reward(
-            spec.objective,
-            quality=quality,
-            cost=event.cost if event.cost is not None else agent_cost,
-            latency_s=event.latency_s if event.latency_s is not None else agent_latency_s,
-            human_override=event.human_override,
-        )
+        return outcome_reward(self.specs, workflow, event, agent_cost, agent_latency_s)
+
 
     async def stats(self, workflow: str) -> WorkflowStats:
         self.spec(workflow)

@@ -25,11 +25,9 @@ from pydantic_settings import (
     YamlConfigSettingsSource,
 )
 
-from flywheel.services.limit_settings import LimitSettings
-from flywheel.learners.examples import CEILINGS
+from flywheel.services.limit_settings import LimitSettings, OutcomeLimitSettings
 from flywheel.ledger import Ledger
 from flywheel.ledger.engine import DEFAULT_SYNCHRONOUS, SqliteSynchronous
-from flywheel.ledger.records import OutcomeLimits
 from flywheel.services.models import Price
 from flywheel.workflows.loading import ConfigError, config_error, packaged_configs
 
@@ -201,33 +199,6 @@ class GovernanceSettings(_Model):
     sync_s: float = Field(
         default=1.0, gt=0, description="How often router replicas check the registry's champion (seconds)."
     )
-
-
-_LIMITS = OutcomeLimits()  # the defaults
-
-
-class OutcomeLimitSettings(_Model):
-    """The most an outcome may report. A larger figure is refused (HTTP 422 naming the field),
-    never stored: one absurd cost would make its reward -inf and poison the learners."""
-
-    max_cost_usd: float = Field(
-        default=_LIMITS.max_cost_usd,
-        gt=0,
-        le=CEILINGS.cost_usd,
-        description=f"Largest cost of one run in USD (default {_LIMITS.max_cost_usd:g}; "
-        f"at most the learners' own ceiling, {CEILINGS.cost_usd:g}).",
-    )
-    max_latency_s: float = Field(
-        default=_LIMITS.max_latency_s,
-        gt=0,
-        le=CEILINGS.latency_s,
-        description=f"Largest latency of one run in seconds (default {_LIMITS.max_latency_s:g}: "
-        f"one day; at most the learners' own ceiling, {CEILINGS.latency_s:g}).",
-    )
-
-    def limits(self) -> OutcomeLimits:
-        """The ledger's plain form of these limits."""
-        return OutcomeLimits(max_cost_usd=self.max_cost_usd, max_latency_s=self.max_latency_s)
 
 
 class _MlflowUriEnv(PydanticBaseSettingsSource):
