@@ -62,7 +62,7 @@ class RunRow:
     trace_id: str | None
 
 
-def _bucket(connection: Connection, column: Any, since: float, bucket_s: float) -> Any:
+def time_bucket(connection: Connection, column: Any, since: float, bucket_s: float) -> Any:
     """The bucket index of a time column (non-negative from `since`): floor, on either database."""
     offset = (column - since) / bucket_s
     if connection.dialect.name == "postgresql":
@@ -76,7 +76,7 @@ def series(engine: Engine, workflow: str, *, since: float, until: float, buckets
     bucket_s = max(1e-3, (until - since) / buckets)
     out = [Bucket(start=since + i * bucket_s) for i in range(buckets)]
     with read_transaction(engine) as c:
-        b = _bucket(c, runs.c.created_at, since, bucket_s).label("b")
+        b = time_bucket(c, runs.c.created_at, since, bucket_s).label("b")
         for i, arm, n, human, gated, threshold in c.execute(
             select(b, runs.c.arm, func.count(), func.sum(case((runs.c.to_human.is_(True), 1), else_=0)),
                    func.count(runs.c.to_human), func.avg(runs.c.gate_threshold))
@@ -92,7 +92,7 @@ def series(engine: Engine, workflow: str, *, since: float, until: float, buckets
             k.gated += int(gated)
             if threshold is not None:
                 k.threshold = float(threshold) if k.threshold is None else max(k.threshold, float(threshold))
-        ob = _bucket(c, outcomes.c.received_at, since, bucket_s).label("b")
+        ob = time_bucket(c, outcomes.c.received_at, since, bucket_s).label("b")
         unattended = runs.c.to_human.is_(False)
         for i, n, reward, errors, judged in c.execute(
             select(ob, func.count(), func.avg(outcomes.c.reward),
