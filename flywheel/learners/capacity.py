@@ -123,6 +123,14 @@ def highest_rate(replicas: int, load: AgentLoad, target_s: float) -> float:
     return lo
 
 
+def in_flight(rate: float, load: AgentLoad, replicas: int) -> float:
+    """Requests in flight (waiting or served) at `rate` on `replicas` replicas, by Little's law; inf if unstable."""
+    servers, mu = replicas * load.slots, 1.0 / load.mean_service_s
+    if rate >= servers * mu:
+        return math.inf
+    return rate * (load.mean_service_s + erlang_c(servers, rate / mu) / (servers * mu - rate))
+
+
 def plan(load: AgentLoad, target_s: float) -> AgentPlan:
     """The cheapest autoscaling settings that keep the p95 response time within `target_s`."""
     if p95(0.0, load.mean_service_s, load.slots) > target_s:
@@ -130,12 +138,10 @@ def plan(load: AgentLoad, target_s: float) -> AgentPlan:
     low = replicas_for(load.mean_rate, load, target_s)
     high = max(low, replicas_for(load.peak_rate, load, target_s))
     rate = highest_rate(low, load, target_s)
-    mu, servers = 1.0 / load.mean_service_s, low * load.slots
-    in_system = rate * (load.mean_service_s + erlang_c(servers, rate / mu) / (servers * mu - rate))
     return AgentPlan(
         min_replicas=low,
         max_replicas=high,
-        target_ongoing_requests=max(in_system / low, 1e-3),
+        target_ongoing_requests=max(in_flight(rate, load, low) / low, 1e-3),
         peak_p95_s=p95(load.peak_rate, load.mean_service_s, high * load.slots),
     )
 

@@ -104,6 +104,7 @@ class Governor:
         proposal = LearnedConfig.model_validate(item.config)
         policy = self.policies.for_workflow(wf)
         champion = self.registry.champion_number(wf)
+        proposal = _keeping_resources(proposal, self._config(wf, champion))
         verdict = _kind_checked(evaluate(proposal, self._config(wf, champion), policy), self._config(wf, champion))
         number = self._registered(item)
         if number is None:
@@ -378,6 +379,14 @@ class Governor:
             except Exception:
                 log.exception("%s: undoing a half-applied change failed", workflow)
             raise RegistryUnavailable(f"MLflow at {self.registry.tracking_uri}: not applied: {e}") from e
+
+
+def _keeping_resources(proposal: LearnedConfig, champion: LearnedConfig | None) -> LearnedConfig:
+    """A proposal that plans no resources (the learner's, a threshold tune's) keeps the champion's:
+    a version that does not plan them never takes a resource plan back."""
+    if proposal.resources or champion is None or not champion.resources:
+        return proposal
+    return proposal.model_copy(update={"resources": dict(champion.resources)})
 
 
 def _kind_checked(verdict, champion: LearnedConfig | None):

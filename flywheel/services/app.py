@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -9,15 +10,18 @@ from ray import serve
 from ray.serve import Application
 
 from flywheel.registry.mlflow_registry import ensure_store
-from flywheel.services.deployments.agent import AgentDeployment, agent_deployment_name
+from flywheel.services.deployments.agent import AgentDeployment
 from flywheel.services.deployments.ingress import ingress_deployment
 from flywheel.services.deployments.learner import LearnerDeployment
 from flywheel.services.deployments.router import RouterDeployment
 from flywheel.services.runtime import load_workflows
+from flywheel.services.serve_config import (
+    APP_NAME, agent_deployment_name, app_config, default_autoscaling, submit, wait_running,
+)
 from flywheel.services.settings import LLM_ROUTE, AppSettings, default_settings_file, settings_from
 from flywheel.workflows.loading import validate_data
 
-APP_NAME = "flywheel"
+__all__ = ["APP_NAME", "build_app", "build_flywheel_app", "deploy_models", "run_app"]
 
 
 def build_flywheel_app(settings: AppSettings) -> Application:
@@ -32,7 +36,7 @@ def build_flywheel_app(settings: AppSettings) -> Application:
     agents = {
         name: AgentDeployment.options(
             name=agent_deployment_name(name),
-            num_replicas=a.replicas,
+            autoscaling_config=default_autoscaling(a),  # a plan's changes are applied in place
             max_ongoing_requests=a.max_ongoing_requests,
             ray_actor_options={"num_cpus": a.num_cpus},
         ).bind(name, a.model_dump(), settings.simulator.model_dump())
@@ -67,9 +71,12 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
 
     serve run flywheel.services.app:build_app config=configs/app.yaml
 
-    Without `config`, the packaged defaults (flywheel/configs/app.yaml).
+    Without `config`, the packaged defaults (flywheel/configs/app.yaml). `settings` (all of
+    them, as `run_app` submits them) replaces the file.
     """
     args = dict(args or {})
+    if "settings" in args:
+        return build_flywheel_app(AppSettings.model_validate(args["settings"]))
     path = Path(args.pop("config")) if "config" in args else default_settings_file()
     settings = settings_from(path)
     if args:
@@ -81,9 +88,16 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
 def run_app(settings: AppSettings, *, blocking: bool = False) -> None:
     """Deploy the app on the connected Ray, with HTTP on the settings' host and port.
 
-    When agents use the vllm backend, their models (prepared first, once) are deployed
-    before it, as the Serve LLM app at /llm on the same proxy.
+    The app is submitted as a Serve config (flywheel.services.serve_config: what
+    `serve deploy` does), so that resource plans apply in place; this waits until
+    it runs and raises with Serve's message if it fails. When agents use the vllm
+    backend, their models (prepared first, once) are deployed before it, as the
+    Serve LLM app at /llm on the same proxy.
     """
     serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
     deploy_models(settings)
-    serve.run(build_flywheel_app(settings), name=APP_NAME, route_prefix="/", blocking=blocking)
+    load_workflows(settings)  # fail here, naming the file and field, before Serve builds it
+    submit(app_config(settings))
+    wait_running(APP_NAME)
+    while blocking:
+        time.sleep(3600)

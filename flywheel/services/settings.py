@@ -184,6 +184,13 @@ class TuningSettings(_Model):
         "for the job only); a job inside a Serve replica runs on the service's own Ray.",
     )
     local_cpus: int = Field(default=2, ge=1, description="CPUs of the local Ray a job starts when it joins none.")
+    resources_trials: int = Field(default=32, ge=1, le=256, description="Trials of one resource plan (`--resources`).")
+    resources_window_s: float = Field(
+        default=3600.0, gt=0, description="Seconds of logged runs a resource plan measures the load on (up to now)."
+    )
+    gpu_cost_cpus: float = Field(
+        default=8.0, gt=0, description="What one accelerator costs in a resource plan, in CPUs (a CPU costs 1)."
+    )
 
 
 class GovernanceSettings(_Model):

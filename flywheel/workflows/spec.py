@@ -104,6 +104,12 @@ class Targets(_Model):
         default_factory=lambda: Bounds(low=0.0, high=1.0),
         description="Bounds any learned confidence threshold must stay inside.",
     )
+    p95_latency_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="The p95 response time (s) each agent call of the workflow must meet; resource plans "
+        "(`flywheel tune WF --resources`) size the agent deployments for it (none: no plan).",
+    )
 
 
 class Routing(_Model):

@@ -195,3 +195,11 @@ def test_registry_down_fails_cleanly_and_versions_wait_in_order(database_url, tm
     assert back.registry.config(WF, 2).thresholds == {"confidence": 0.72}
     assert ledger.unpublished_versions() == []
     ledger.dispose()
+
+
+def test_a_proposal_that_plans_no_resources_keeps_the_champions(gov):
+    planned = cfg().model_copy(update={"resources": {"fast.min_replicas": 2.0, "fast.max_replicas": 4.0}})
+    assert propose(gov, planned, by="tune-resources").action == "auto-promote"  # no resources rule: auto
+    learned = propose(gov, cfg(threshold=0.75))  # the learner's next version: no resources of its own
+    assert learned.action == "auto-promote"
+    assert gov.registry.config(WF, learned.number).resources == planned.resources

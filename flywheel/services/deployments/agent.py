@@ -7,12 +7,11 @@ from typing import Any
 from ray import serve
 
 from flywheel.services.agents.factory import make_backend
+from flywheel.services.serve_config import agent_deployment_name
 from flywheel.services.settings import AgentSettings, SimulatorSettings
 from flywheel.workflows.agent_io import AgentError, AgentRequest
 
-
-def agent_deployment_name(agent: str) -> str:
-    return f"agent-{agent}"
+__all__ = ["AgentDeployment", "agent_deployment_name"]
 
 
 @serve.deployment

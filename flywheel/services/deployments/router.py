@@ -9,7 +9,8 @@ runs review and operator operations (one typed method each, raising typed
 errors), so MLflow is needed only by the router and the learner, never on the
 request path. Nothing else makes a config live: every change goes through the
 governor and its audit trail. When MLflow cannot be reached, the last known
-champion stays live.
+champion stays live. When the live configs' `resources` change, the router applies them to
+the app's agent deployments (flywheel.services.resources: Serve's config update, in place).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from flywheel.services.governance_api import (
     ProposalDetail,
     ProposalList,
 )
+from flywheel.services.resources import NotDeclarative, ResourceApplier
 from flywheel.services.runtime import load_workflows
 from flywheel.services.settings import AppSettings
 
@@ -49,7 +51,9 @@ class RouterDeployment:
         self._changed = asyncio.Condition()
         self._sync: ChampionSync | None = None
         self._ops: GovernanceOps | None = None
+        self._applier: ResourceApplier | None = None
         if self.settings.learning.enabled:
+            self._applier = ResourceApplier(self.settings, serve.get_replica_context().app_name)
             self._ops = await asyncio.to_thread(self._make_ops, list(specs))
             self._sync = ChampionSync(self._ops.governor.registry)
             await self.refresh()
@@ -78,10 +82,23 @@ class RouterDeployment:
             await asyncio.sleep(self.settings.governance.sync_s)
             try:
                 await self.refresh()
+                await self.apply_resources()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("following the registry failed; retrying")
+
+    async def apply_resources(self) -> list[str] | None:
+        """Apply the live configs' resources to the agent deployments if they changed; returns the
+        deployments changed (None: the app is not running yet, or resources are not applied)."""
+        if self._applier is None:
+            return None
+        try:
+            return await asyncio.to_thread(self._applier.follow, [c for c, _ in self._configs.values()])
+        except NotDeclarative as e:
+            log.warning("resources are not applied: %s", e)
+            self._applier = None
+            return None
 
     async def _set(self, config: LearnedConfig, state: bytes | None) -> None:
         async with self._changed:
@@ -98,6 +115,10 @@ class RouterDeployment:
         """A change of what is live: the live version follows the champion at once."""
         result = await self._op(call)
         await self.refresh(result.workflow)
+        try:
+            await self.apply_resources()
+        except Exception:  # the change is live; the follow loop applies the resources again
+            log.exception("applying the live resources failed; retrying")
         return result
 
     # -- review and operators (see GovernanceOps) ---------------------------------
