@@ -2,7 +2,7 @@
 
     python benchmarks/resource_plan.py [--trials 32] [--seed 0]
 
-A simulated hour of ticket_triage traffic goes into a SQLite ledger as runs with
+Half an hour of simulated ticket_triage traffic goes into a SQLite ledger as runs with
 agent steps: Poisson arrivals per agent at a base rate, four times that for five
 minutes, lognormal service times; `frontier` is a vllm agent on a GPU model of
 configs/models.yaml (qwen2.5-7b-instruct: 64 sequences a replica, one L4). The
@@ -34,15 +34,15 @@ from flywheel.cli.tune import plan_table
 
 ROOT = Path(__file__).resolve().parents[1]
 WF = "ticket_triage"
-HOUR = 3600.0
+HOUR = 1800.0  # the simulated span (s)
 # agent: (base rate /s, mean service s, lognormal sigma)
-LOAD = {"fast": (4.0, 0.3, 0.35), "balanced": (2.0, 0.6, 0.35), "strong": (0.8, 1.1, 0.4),
-        "frontier": (6.0, 0.8, 0.3)}
-BURST = (1800.0, 2100.0, 4.0)  # from, to (s), rate factor
+LOAD = {"fast": (20.0, 0.3, 0.35), "balanced": (8.0, 0.6, 0.35), "strong": (3.0, 1.1, 0.4),
+        "frontier": (60.0, 0.8, 0.3)}
+BURST = (900.0, 1200.0, 4.0)  # from, to (s), rate factor
 
 
 def simulated_ledger(url: str, seed: int) -> int:
-    """An hour of agent calls in the ledger at `url`; returns how many."""
+    """Half an hour of agent calls in the ledger at `url`; returns how many."""
     rng = np.random.default_rng(seed)
     run_rows, step_rows = [], []
     for agent, (rate, mean_s, sigma) in LOAD.items():
