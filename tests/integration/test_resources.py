@@ -103,3 +103,24 @@ def test_an_approved_plan_changes_the_agents_autoscaling_without_restarting_repl
     assert after["agent-fast"][1] < grown["agent-fast"][1]  # the old replica kept, one added
     assert serve.status().applications[APP_NAME].deployments["agent-fast"].replica_states.get("RUNNING") == 2
     assert grown["router"][1] == before["router"][1] and grown["ingress"][1] == before["ingress"][1]
+
+
+def test_the_tune_jobs_plan_meets_p95_in_the_simulation_at_no_more_than_the_closed_form_cost(ray_session):
+    from flywheel.eval.resource_check import simulate_plan
+    from flywheel.learners.capacity import AgentLoad
+    from flywheel.learners.resource_tune import AgentDemand, search_resources
+
+    demands = [
+        AgentDemand("fast", AgentLoad(mean_rate=30.0, peak_rate=80.0, mean_service_s=0.3, slots=4), target_s=4.0,
+                    service_cv=0.35),
+        AgentDemand("gpu", AgentLoad(mean_rate=90.0, peak_rate=240.0, mean_service_s=0.8, slots=64), target_s=4.0,
+                    replica_cost=12.0, accelerators_per_replica=1, service_cv=0.3),
+    ]
+    result = search_resources(demands, trials=12, seed=0, progress=False)
+
+    assert ray.is_initialized() and result.trials == 12
+    assert sum(a.cost for a in result.assessments.values()) <= result.start_cost + 1e-9
+    assert all(a.violation == 0 for a in result.assessments.values())
+    checked = simulate_plan(demands, result, requests=20000, seed=2)
+    assert all(c.meets for c in checked), checked
+    assert all(c.peak_replicas > c.mean_replicas for c in checked)  # the autoscaler has room to grow
