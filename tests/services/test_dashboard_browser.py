@@ -10,14 +10,11 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 
 from flywheel.cli.demo import DemoDriver
@@ -25,17 +22,12 @@ from flywheel.cli.local_server import local_api
 from flywheel.ledger import Ledger
 from flywheel.services.settings import load_settings
 from tests.services.http.test_governance_http import WF, _propose
+from tests.services.uvicorn_thread import serving
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
 README_SHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -55,18 +47,8 @@ def service(tmp_path_factory):
     secrets = {role: ledger.create_token(role, name=f"ui-{role}", created_by="tests")[1]
                for role in ("service", "mlops", "operator")}
     ledger.dispose()
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(local_api(settings, learning=True), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield f"http://127.0.0.1:{port}", settings, secrets
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(local_api(settings, learning=True), timeout_s=60) as address:
+        yield f"http://{address}", settings, secrets
 
 
 @pytest.fixture(scope="module")
