@@ -20,9 +20,8 @@ from playwright.sync_api import Page, expect, sync_playwright
 from flywheel.cli.demo import DemoDriver
 from flywheel.cli.local_server import local_api
 from flywheel.ledger import Ledger
-from flywheel.services.settings import load_settings
 from tests.services.http.test_governance_http import WF, _propose
-from tests.services.uvicorn_thread import serving
+from tests.services.local_service import local_settings, serving
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -34,14 +33,7 @@ README_SHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 def service(tmp_path_factory):
     """(base url, settings, {role: secret}) of the local app served by uvicorn in a thread."""
     root = tmp_path_factory.mktemp("dashboard")
-    base = load_settings("configs/app.yaml")
-    settings = base.model_copy(update={
-        "database_url": f"sqlite:///{root}/ledger.db",
-        "simulator": base.simulator.model_copy(update={"latency_scale": 0.0}),
-        "learning": base.learning.model_copy(update={
-            "mlflow_tracking_uri": f"sqlite:///{root}/mlflow.db", "mlflow_artifacts": str(root / "art"),
-            "poll_s": 0.1, "publish_every_outcomes": 10**9, "publish_every_s": 10**6}),
-    })
+    settings = local_settings(root, poll_s=0.1, publish_every_outcomes=10**9, publish_every_s=10**6)
     ledger = Ledger(settings.resolved_database_url())
     ledger.upgrade()
     secrets = {role: ledger.create_token(role, name=f"ui-{role}", created_by="tests")[1]

@@ -16,9 +16,7 @@ import pytest
 import yaml
 
 from flywheel.cli.local_server import local_api
-from flywheel.ledger import Ledger
-from flywheel.services.settings import load_settings
-from tests.services.uvicorn_thread import free_port, serving
+from tests.services.local_service import free_port, local_settings, role_headers, serving
 
 WF = "ticket_triage"
 TICKET = {"text": "my parcel never arrived", "product": "shipping", "customer_tier": "pro", "channel": "chat"}
@@ -87,19 +85,8 @@ class PrometheusServer:
 @pytest.fixture
 def service(tmp_path) -> Iterator[tuple[str, dict[str, str]]]:
     """(url, {role: headers}) of the local service on uvicorn, learning and publishing quickly."""
-    base = load_settings("configs/app.yaml")
-    settings = base.model_copy(update={
-        "database_url": f"sqlite:///{tmp_path}/ledger.db",
-        "simulator": base.simulator.model_copy(update={"latency_scale": 0.0}),
-        "learning": base.learning.model_copy(update={
-            "mlflow_tracking_uri": f"sqlite:///{tmp_path}/mlflow.db", "mlflow_artifacts": str(tmp_path / "art"),
-            "poll_s": 0.05, "publish_every_outcomes": 5}),
-    })
-    ledger = Ledger(settings.resolved_database_url())
-    ledger.upgrade()
-    headers = {role: {"Authorization": f"Bearer {ledger.create_token(role, name=f'p-{role}', created_by='tests')[1]}"}
-               for role in ("service", "operator")}
-    ledger.dispose()
+    settings = local_settings(tmp_path, poll_s=0.05, publish_every_outcomes=5)
+    headers = role_headers(settings, ("service", "operator"), "p")
     with serving(local_api(settings, learning=True)) as address:
         yield address, headers
 
