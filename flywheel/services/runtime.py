@@ -103,7 +103,7 @@ class Runtime:
         self.engines = {name: Engine(spec, agents) for name, spec in specs.items()}
         base = run_limits or RunLimits()
         self.run_limits = {name: spec.limits.over(base) for name, spec in specs.items()}
-        # A failed run's outcome (`failure:<run_id>`) is written with it: durable, learned once.
+        # A failed run's outcome (`failure:<run_id>`) is written with it: durable, and the learner hears of it.
         self.writer: BatchWriter[RunRecord, OutcomeReport] = BatchWriter(self._store_new_runs, max_batch=ledger_batch)
         # Outcome batches of concurrent requests share a transaction too (group commit).
         self.outcome_writer: BatchWriter[list[OutcomeEvent], OutcomeReport] = BatchWriter(
@@ -171,7 +171,7 @@ class Runtime:
         run.trace_id = span.trace_id
         report = await self.writer.submit(run)  # durable before it is acknowledged
         self.metrics.run(run, started=True)
-        if report is not None:  # the run failed: its failure outcome is stored, for the learner
+        if report is not None and run.status == "failed":  # its failure outcome is stored, for the learner
             self._tell_soon(report.new_positions)
             await self._count_outcomes(report)
         return run
