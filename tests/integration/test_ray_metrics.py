@@ -12,6 +12,7 @@ import ray
 from prometheus_client.parser import text_string_to_metric_families
 
 from flywheel.services.metrics import SPECS
+from tests.integration.conftest import METRICS_REPORT_MS
 
 WF = "ticket_triage"
 RAY_LABELS = {"Component", "NodeAddress", "SessionName", "Version", "WorkerId",
@@ -42,8 +43,22 @@ def total(samples, name: str, **labels: str) -> float:
     return sum(s.value for s in samples if s.name == name and labels.items() <= s.labels.items())
 
 
+def settled(timeout_s: float = 60.0) -> list:
+    """A scrape once the counters stop moving: what earlier tests posted has all been reported."""
+    keys = ("ray_flywheel_runs_started_total", "ray_flywheel_outcomes_total")
+    last = scrape()
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        time.sleep(2.5 * METRICS_REPORT_MS / 1000)
+        now = scrape()
+        if all(total(now, k) == total(last, k) for k in keys):
+            return now
+        last = now
+    raise AssertionError("Ray's export kept moving without traffic")
+
+
 def test_flywheel_metrics_come_out_of_rays_export_and_move(client):
-    before = scrape()
+    before = settled()
     runs = [client.post(f"/v1/workflows/{WF}/runs", json={"input": {
         "text": f"parcel {i} never arrived", "product": "shipping", "customer_tier": "pro", "channel": "chat"}}).json()
         for i in range(10)]
