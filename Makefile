@@ -10,7 +10,7 @@ RUN_CONFIG := $(if $(filter 1,$(LLM)),--config flywheel/configs/app-llm.yaml,)
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install install-vllm run test test-llm test-fast bench bench-llm clean chromium
+.PHONY: install install-vllm run test test-llm test-fast bench bench-llm clean chromium prometheus
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -48,17 +48,23 @@ CHROMIUM ?= /usr/bin/chromium
 chromium:
 	test -x $(CHROMIUM) || (apt-get update && apt-get install -y chromium)
 
+# a real Prometheus server scrapes the service in tests/services/test_prometheus_scrape.py (Debian's
+# package, 2.42); installing it needs root: run `make prometheus` as root once
+PROMETHEUS ?= /usr/bin/prometheus
+prometheus:
+	test -x $(PROMETHEUS) || (apt-get update && apt-get install -y --no-install-recommends prometheus)
+
 ## make test-llm: the same suite with vLLM's CPU build installed, so tests/integration/test_vllm.py starts
 ## a real small model through ray.serve.llm (about 20 minutes more the first time)
-test-llm: $(VLLM_STAMP) chromium
+test-llm: $(VLLM_STAMP) chromium prometheus
 	$(PY) -m pytest
 
 ## make test: install (with the embeddings extra), then run the whole suite (unit, ledger on SQLite and PostgreSQL, integration on Ray)
-test: $(EMBED_STAMP) chromium
+test: $(EMBED_STAMP) chromium prometheus
 	$(PY) -m pytest
 
 ## make test-fast: everything that does not start Ray
-test-fast: $(EMBED_STAMP) chromium
+test-fast: $(EMBED_STAMP) chromium prometheus
 	$(PY) -m pytest --ignore=tests/integration
 
 bench: $(STAMP)

@@ -137,10 +137,11 @@ class DemoDriver:
         self.summary.runs += 1
         self.summary.arms[arm] = self.summary.arms.get(arm, 0) + 1
         human = None
-        if run["status"] == "failed":
+        if run["status"] == "failed":  # the service stored its failure outcome with it: nothing to report
             self.summary.failed += 1
-            correct, score = False, 0.0
-        elif (label := self.environment.truth(req.workflow, req.input)) is not None and "label" in (run["answer"] or {}):
+            self._done_tick = max(self._done_tick, tick)
+            return
+        if (label := self.environment.truth(req.workflow, req.input)) is not None and "label" in (run["answer"] or {}):
             # a classification is judged on the answer given (a real model's or a simulated one's)
             correct = run["answer"]["label"] == label
             score = 1.0 if correct else 0.0

@@ -8,8 +8,8 @@ engines, ledger, learning loop, governor and MLflow registry production runs),
    the live config (the initial config, then the registry's champion): the route
    step decides with the champion's policy state and logs its version
    (`<workflow>@v<n>`), the SimAgent answers as the Environment's model
-   (`ModelUnavailable` is a failed run, which the client reports at once as an
-   outcome of quality 0), the gate compares the answer's confidence with the
+   (`ModelUnavailable` is a failed run, whose failure outcome the service stores with
+   the run, as the runtime does), the gate compares the answer's confidence with the
    champion's threshold; below it the run waits for a human;
 2. the batch's runs are written to the ledger; each waiting run is resumed with the
    HumanReviewer's verdict (approve, reject or edit), which is an outcome too, as the
@@ -228,7 +228,9 @@ class _ServedSim:
                     waiting.append((run, review))
                 if progress is not None and (t + 1) % 500 == 0:
                     progress(t + 1)
-            served.store(runs)
+            failures = served.store(runs)  # a failed run's outcome is stored with it
+            self.counts["stored"] += failures
+            self.counts["failures_reported"] += failures
             for run, decision in waiting:
                 events.append((await served.resume(run, decision))[1])
             events.extend(self.reporter.due(ticks[-1]))
@@ -274,11 +276,12 @@ class _ServedSim:
         tot["r:oracle"] += realized[best][0]
         resp = realized[arm][1]
         if resp is None or run.status == "failed":
-            # The client sees the failure at once and reports it, as the old loop learned it at once.
+            # The service stores a failed run's outcome with the run (ServedLoop.store, as the runtime does).
             self.gate_stats[wf]["failed"] += 1
-            self.counts["failures_reported"] += 1
-            events.append(OutcomeEvent(event_id=f"{run_id}/failed", run_id=run_id, success=False, quality=0.0,
-                                       source="simulator"))
+            if run.status != "failed":  # answered, yet the world says the model is down: the client says so
+                self.counts["failures_reported"] += 1
+                events.append(OutcomeEvent(event_id=f"{run_id}/failed", run_id=run_id, success=False, quality=0.0,
+                                           source="simulator"))
             return run, None
         attended = run.status == "waiting"
         human, review = None, None

@@ -36,7 +36,7 @@ from flywheel.registry.mlflow_registry import MlflowRegistry
 from flywheel.registry.policy import load_policies
 from flywheel.workflows.loading import packaged_configs
 from flywheel.workflows.agent_io import AgentCaller
-from flywheel.workflows.engine import Engine, HumanDecision
+from flywheel.workflows.engine import Engine, HumanDecision, failure_outcomes
 from flywheel.workflows.reward import outcome_reward
 from flywheel.workflows.spec import WorkflowSpec
 
@@ -121,9 +121,11 @@ class ServedLoop:
         self.stats.decided_with[run.config_version] += 1
         return run
 
-    def store(self, runs: list[RunRecord]) -> None:
-        """Write runs just started, in one transaction."""
-        self.ledger.insert_new_runs(runs)
+    def store(self, runs: list[RunRecord]) -> int:
+        """Write runs just started, with the failed ones' failure outcomes (as the runtime does), in
+        one transaction; returns how many outcomes that stored."""
+        reports = self.ledger.insert_new_runs(runs, [failure_outcomes(r) for r in runs], self._reward_of)
+        return sum(r.new for r in reports or [])
 
     async def resume(self, run: RunRecord, decision: HumanDecision) -> tuple[RunRecord, OutcomeEvent]:
         """Apply a human's decision to a stored waiting run; returns the updated run and the

@@ -125,15 +125,25 @@ class Ledger:
         with self._write() as connection:
             run_log.write_runs(connection, runs)
 
-    def insert_new_runs(self, runs: list[RunRecord]) -> None:
-        """Store runs that are new, with their steps and decisions: one transaction.
+    def insert_new_runs(
+        self,
+        runs: list[RunRecord],
+        outcomes: list[list[OutcomeEvent]] | None = None,
+        reward_of: Callable[[str, OutcomeEvent, float, float], float] | None = None,
+    ) -> list[OutcomeReport] | None:
+        """Store runs that are new, with their steps and decisions, and the outcomes the service
+        reports on them (`outcomes`, one list per run, rewarded by `reward_of`): one transaction.
 
-        The fast path for runs just started; `write_runs` also updates known runs.
+        The fast path for runs just started; `write_runs` also updates known runs. Returns one
+        report per run when there were outcomes to store, else None.
         """
         if not runs:
-            return
+            return None
         with self._write() as connection:
             run_log.insert_new_runs(connection, runs)
+            if not outcomes or not any(outcomes) or reward_of is None:
+                return None
+            return outcome_log.record_outcome_batches(connection, outcomes, reward_of, self.outcome_limits)
 
     def resume_run(self, run_id: str, *, expected_status: str, update: RunRecord) -> bool:
         """Move the run from ``expected_status`` to ``update``'s state, exactly once.

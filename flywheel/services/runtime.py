@@ -15,7 +15,7 @@ from flywheel.learners.config_book import ConfigBook
 from flywheel.services.settings import AppSettings
 from flywheel.workflows.agent_io import AgentCaller
 from flywheel.ledger.batch_writer import BatchWriter
-from flywheel.workflows.engine import Engine, HumanDecision
+from flywheel.workflows.engine import Engine, HumanDecision, failure_outcomes
 from flywheel.ledger import Ledger
 from flywheel.ledger.store import OutcomeNotStored
 from flywheel.ledger.observe import outcome_facts
@@ -103,7 +103,8 @@ class Runtime:
         self.engines = {name: Engine(spec, agents) for name, spec in specs.items()}
         base = run_limits or RunLimits()
         self.run_limits = {name: spec.limits.over(base) for name, spec in specs.items()}
-        self.writer: BatchWriter[RunRecord, None] = BatchWriter(ledger.insert_new_runs, max_batch=ledger_batch)
+        # A failed run's outcome (`failure:<run_id>`) is written with it: durable, and the learner hears of it.
+        self.writer: BatchWriter[RunRecord, OutcomeReport] = BatchWriter(self._store_new_runs, max_batch=ledger_batch)
         # Outcome batches of concurrent requests share a transaction too (group commit).
         self.outcome_writer: BatchWriter[list[OutcomeEvent], OutcomeReport] = BatchWriter(
             self._record_outcome_batches, max_batch=OUTCOME_BATCHES_PER_COMMIT
@@ -168,8 +169,11 @@ class Runtime:
         )
         run.metadata = dict(metadata or {})  # the caller's tags; the traceparent went to the agent
         run.trace_id = span.trace_id
-        await self.writer.submit(run)  # durable before it is acknowledged
+        report = await self.writer.submit(run)  # durable before it is acknowledged
         self.metrics.run(run, started=True)
+        if report is not None and run.status == "failed":  # its failure outcome is stored, for the learner
+            self._tell_soon(report.new_positions)
+            await self._count_outcomes(report)
         return run
 
     async def get_run(self, run_id: str) -> RunView:
@@ -215,13 +219,19 @@ class Runtime:
         """Record a batch of outcomes; returns once it is committed (with concurrent batches)."""
         report = await self.outcome_writer.submit(events)
         assert report is not None
-        # Before any other await: a commit's batches all wake up on this loop turn, ahead of the call.
-        if report.new_positions and self._on_outcomes:
-            if not self._new_positions:  # the first of a commit's batches to wake up schedules the call
-                asyncio.get_running_loop().call_soon(self._tell_new_outcomes)
-            self._new_positions.extend(report.new_positions)
+        self._tell_soon(report.new_positions)
         await self._count_outcomes(report)
         return report
+
+    def _tell_soon(self, positions: list[int]) -> None:
+        """Tell the on_outcomes callbacks of new positions, in one call per loop turn.
+
+        Call before any other await: a commit's batches all wake up on this loop turn, ahead of the call.
+        """
+        if positions and self._on_outcomes:
+            if not self._new_positions:  # the first of a commit's batches to wake up schedules the call
+                asyncio.get_running_loop().call_soon(self._tell_new_outcomes)
+            self._new_positions.extend(positions)
 
     async def _count_outcomes(self, report: OutcomeReport) -> None:
         """The metrics of a committed batch (lag and reward of the new ones read back by position)."""
@@ -229,6 +239,9 @@ class Runtime:
         if report.new_positions:
             facts = await asyncio.to_thread(outcome_facts, self.ledger.engine, report.new_positions)
         self.metrics.outcomes(report, facts)
+
+    def _store_new_runs(self, runs: list[RunRecord]) -> list[OutcomeReport] | None:
+        return self.ledger.insert_new_runs(runs, [failure_outcomes(r) for r in runs], self._reward_of)
 
     def _record_outcome_batches(self, batches: list[list[OutcomeEvent]]) -> list[OutcomeReport]:
         return self.ledger.record_outcome_batches(batches, self._reward_of)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Literal
 
 from flywheel.workflows.agent_io import AgentCaller, AgentError, AgentRequest
 from flywheel.workflows.inputs import features_of
-from flywheel.ledger.records import DecisionRecord, RunRecord, StepRecord
+from flywheel.ledger.records import DecisionRecord, OutcomeEvent, RunRecord, StepRecord
 from flywheel.workflows.prompts import PromptTemplate
 from flywheel.workflows.routing import Policy
 from flywheel.workflows.spec import (
@@ -27,6 +27,18 @@ from flywheel.workflows.spec import (
 )
 
 HumanVerdict = Literal["approve", "reject", "edit"]
+
+FAILURE_EVENT_PREFIX = "failure:"
+"""Outcome event ids in this namespace are the service's own: a failed run's outcome (``failure:<run_id>``)."""
+
+
+def failure_outcomes(run: RunRecord) -> list[OutcomeEvent]:
+    """The outcome a run reports on itself: for a failed run (the agent raised or timed out),
+    a failure, so the learner hears of it without waiting for a client; none otherwise."""
+    if run.status != "failed":
+        return []
+    return [OutcomeEvent(event_id=f"{FAILURE_EVENT_PREFIX}{run.run_id}", run_id=run.run_id, success=False,
+                         source="service:agent_failed")]
 
 
 @dataclass(slots=True)
@@ -210,8 +222,9 @@ class Engine:
                     request.max_tokens = template.max_tokens
                 try:
                     result = await self.agents(state.arm, request)
-                except AgentError as e:
-                    output = {"agent": state.arm, "error": str(e)}
+                except Exception as e:  # AgentError, or what a dead replica or a timeout raised: the run failed
+                    kind = "" if isinstance(e, AgentError) else f"{type(e).__name__}: "
+                    output = {"agent": state.arm, "error": f"{kind}{e}"}
                     state.steps.append(_step(run, seq, step, "failed", output, started, self.clock()))
                     run.status = "failed"
                     run.updated_at = self.clock()

@@ -27,10 +27,7 @@ def reward(
 ) -> float:
     """Quality minus weighted cost, latency and override penalty.
 
-    >>> from typing import Mapping
-
-from flywheel.ledger.records import OutcomeEvent
-from flywheel.workflows.spec import Objective, WorkflowSpec
+    >>> from flywheel.workflows.spec import Objective
     >>> obj = Objective(quality_weight=1.0, cost_weight=10.0, latency_weight=0.1)
     >>> round(reward(obj, quality=1.0, cost=0.01, latency_s=2.0), 6)
     0.7

@@ -13,6 +13,7 @@ from flywheel.services.settings import load_settings
 
 PUBLISH_EVERY_OUTCOMES = 50
 PUBLISH_EVERY_S = 1.0
+METRICS_REPORT_MS = 1000
 
 
 def _free_port() -> int:
@@ -28,8 +29,9 @@ def ray_session():
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # logical CPUs enough for a vLLM CPU engine (2) and Serve LLM's ingress beside the app (test_vllm.py)
+    # metrics reach Ray's export every second (default 10 s): test_ray_metrics.py reads them there
     ray.init(num_cpus=max(8, os.cpu_count() or 1), include_dashboard=False, logging_level="WARNING",
-             log_to_driver=False)
+             log_to_driver=False, _system_config={"metrics_report_interval_ms": METRICS_REPORT_MS})
     yield
     serve.shutdown()
     ray.shutdown()

@@ -10,21 +10,18 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import threading
-import time
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import Page, expect, sync_playwright
 
 from flywheel.cli.demo import DemoDriver
 from flywheel.cli.local_server import local_api
 from flywheel.ledger import Ledger
-from flywheel.services.settings import load_settings
 from tests.services.http.test_governance_http import WF, _propose
+from tests.services.local_service import local_settings, serving
 
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
@@ -32,41 +29,18 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-net
 README_SHOT = Path(__file__).resolve().parents[2] / "docs" / "dashboard.png"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def service(tmp_path_factory):
     """(base url, settings, {role: secret}) of the local app served by uvicorn in a thread."""
     root = tmp_path_factory.mktemp("dashboard")
-    base = load_settings("configs/app.yaml")
-    settings = base.model_copy(update={
-        "database_url": f"sqlite:///{root}/ledger.db",
-        "simulator": base.simulator.model_copy(update={"latency_scale": 0.0}),
-        "learning": base.learning.model_copy(update={
-            "mlflow_tracking_uri": f"sqlite:///{root}/mlflow.db", "mlflow_artifacts": str(root / "art"),
-            "poll_s": 0.1, "publish_every_outcomes": 10**9, "publish_every_s": 10**6}),
-    })
+    settings = local_settings(root, poll_s=0.1, publish_every_outcomes=10**9, publish_every_s=10**6)
     ledger = Ledger(settings.resolved_database_url())
     ledger.upgrade()
     secrets = {role: ledger.create_token(role, name=f"ui-{role}", created_by="tests")[1]
                for role in ("service", "mlops", "operator")}
     ledger.dispose()
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(local_api(settings, learning=True), host="127.0.0.1", port=port,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 60
-    while not server.started and time.time() < deadline:
-        time.sleep(0.05)
-    assert server.started
-    yield f"http://127.0.0.1:{port}", settings, secrets
-    server.should_exit = True
-    thread.join(timeout=10)
+    with serving(local_api(settings, learning=True), timeout_s=60) as address:
+        yield f"http://{address}", settings, secrets
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,9 @@ from fastapi.testclient import TestClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from flywheel.cli.local_server import local_api
-from flywheel.ledger import Ledger
 from flywheel.services.metrics import reason_kind
-from flywheel.services.settings import load_settings
 from flywheel.services.tracing import parse_traceparent, run_span
+from tests.services.local_service import local_settings, role_headers
 
 WF = "ticket_triage"
 TICKET = {"text": "my parcel never arrived", "product": "shipping", "customer_tier": "pro", "channel": "chat"}
@@ -25,19 +24,8 @@ PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 def world(tmp_path_factory):
     """(client, {role: headers}) of a local app with its registry and learning loop."""
     root = tmp_path_factory.mktemp("metrics")
-    base = load_settings("configs/app.yaml")
-    settings = base.model_copy(update={
-        "database_url": f"sqlite:///{root}/ledger.db",
-        "simulator": base.simulator.model_copy(update={"latency_scale": 0.0}),
-        "learning": base.learning.model_copy(update={
-            "mlflow_tracking_uri": f"sqlite:///{root}/mlflow.db", "mlflow_artifacts": str(root / "art"),
-            "poll_s": 0.05}),
-    })
-    ledger = Ledger(settings.resolved_database_url())
-    ledger.upgrade()
-    headers = {role: {"Authorization": f"Bearer {ledger.create_token(role, name=f'm-{role}', created_by='tests')[1]}"}
-               for role in ("service", "mlops")}
-    ledger.dispose()
+    settings = local_settings(root, poll_s=0.05)
+    headers = role_headers(settings, ("service", "mlops"), "m")
     with TestClient(local_api(settings, learning=True)) as client:
         yield client, headers
 
@@ -62,6 +50,7 @@ def test_metrics_move_when_runs_and_outcomes_are_posted(world):
     runs = [client.post(f"/v1/workflows/{WF}/runs", headers=h["service"],
                         json={"input": {**TICKET, "text": f"parcel {i} lost"}}).json() for i in range(12)]
     ok = [r for r in runs if r["status"] == "completed"]
+    failed = [r for r in runs if r["status"] == "failed"]  # the service stores their outcome itself
     events = [{"event_id": f"e-{uuid.uuid4().hex}", "run_id": r["run_id"], "success": True, "quality": 0.9}
               for r in ok]
     assert client.post("/v1/outcomes", headers=h["service"], json={"events": events}).status_code == 200
@@ -82,10 +71,10 @@ def test_metrics_move_when_runs_and_outcomes_are_posted(world):
     by_arm = {r["decision"]["arm"] for r in runs}
     assert sum(moved("flywheel_agent_tokens_total", arm=a, direction="out") for a in by_arm) > 0
     assert moved("flywheel_decision_seconds_count", workflow=WF) == 12
-    assert moved("flywheel_outcomes_total", result="accepted") == len(ok)
+    assert moved("flywheel_outcomes_total", result="accepted") == len(ok) + len(failed)
     assert moved("flywheel_outcomes_total", result="duplicate") == 1
     assert moved("flywheel_outcomes_rejected_total", reason="unknown_run_id") == 1
-    assert moved("flywheel_outcome_lag_seconds_count", workflow=WF) == len(ok)
+    assert moved("flywheel_outcome_lag_seconds_count", workflow=WF) == len(ok) + len(failed)
     assert moved("flywheel_reward_sum", workflow=WF) > 0
     assert total(after, "flywheel_gate_threshold", workflow=WF) > 0
     assert 0 <= total(after, "flywheel_human_share", workflow=WF) <= 1

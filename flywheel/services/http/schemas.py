@@ -9,8 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from flywheel.ledger.records import OutcomeLimits, RunRecord, RunView, StoredOutcome
 from flywheel.services.runtime import HUMAN_EVENT_PREFIX
+from flywheel.workflows.engine import FAILURE_EVENT_PREFIX
 
-RESERVED_EVENT_PREFIXES = (HUMAN_EVENT_PREFIX,)
+RESERVED_EVENT_PREFIXES = (HUMAN_EVENT_PREFIX, FAILURE_EVENT_PREFIX)
 """Event id namespaces the service writes itself: a client may not post into them."""
 
 
@@ -161,7 +162,7 @@ class OutcomeIn(_In):
     def _not_reserved(cls, value: str) -> str:
         for prefix in RESERVED_EVENT_PREFIXES:
             if value.startswith(prefix):
-                raise ValueError(f"event ids starting with {prefix!r} are written by the service (resumes) only")
+                raise ValueError(f"event ids starting with {prefix!r} are written by the service (resumes, failed runs) only")
         return value
 
 
