@@ -38,9 +38,9 @@ $(VLLM_STAMP): $(EMBED_STAMP)
 install-vllm: $(VLLM_STAMP)
 
 ## make run: install vLLM's CPU build, serve real models (flywheel/configs/app-llm.yaml) and drive the
-## demo (DEMO=0: serve only); make run SIM=1: no vLLM, the simulator (flywheel/configs/app.yaml)
+## demo (DEMO=0: serve only; RUNS=N: N demo runs); make run SIM=1: no vLLM, the simulator (flywheel/configs/app.yaml)
 run: $(if $(filter 1,$(SIM)),$(STAMP),$(VLLM_STAMP))
-	$(VENV)/bin/flywheel up $(RUN_CONFIG) $(if $(filter 0,$(DEMO)),--no-demo,)
+	$(VENV)/bin/flywheel up $(RUN_CONFIG) $(if $(filter 0,$(DEMO)),--no-demo,) $(if $(RUNS),--runs $(RUNS),)
 
 # the dashboard's browser tests drive Debian's Chromium with Playwright (no browser download);
 # installing it needs root: run `make chromium` as root once
