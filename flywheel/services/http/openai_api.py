@@ -9,7 +9,8 @@ outcomes can be posted for it by the run id; the decision comes back in headers:
 
 - ``x-flywheel-run-id``, ``x-flywheel-arm``, ``x-flywheel-propensity``,
   ``x-flywheel-version`` (the learned config that decided) and ``x-flywheel-status``
-  (completed, or waiting when the answer waits at a human checkpoint).
+  (completed, or waiting when the answer waits at a human checkpoint; running on a
+  streamed chat, whose headers go out before the model answers).
 
 The completion's content is the run's answer as JSON. With ``stream: true`` the chosen
 model's tokens come as server-sent chunks as it generates them (openai_stream.py), the
@@ -209,8 +210,3 @@ def _workflow_of(model: str, rt: Runtime, default: str | None) -> str:
 def _prompt_of(messages: list[ChatMessage]) -> str:
     users = [m for m in messages if m.role == "user"]
     return (users[-1] if users else messages[-1]).text()
-
-
-def _failure(run: RunRecord) -> str:
-    errors = [s.output.get("error") for s in run.steps if s.status == "failed"]
-    return f"run {run.run_id} failed: {errors[-1] if errors else 'no answer'}"
