@@ -3,8 +3,8 @@
 One run, one Ray: SmolLM2-135M on vLLM's CPU build through ray.serve.llm (the model's own
 OpenAI app, at /llm), and Flywheel on the same Serve proxy routing a one-arm workflow to
 it. The same fixed prompts, the same rendered messages, structured output and max tokens
-go both ways, first with 1 client, then with 8 concurrent clients, streamed, direct first
-and routed second. Writes benchmarks/results/llm_overhead.json:
+go both ways, first with 1 client, then with 8 concurrent clients, streamed, in 4
+rounds a side, interleaved (direct, routed, routed, direct, ...) since the machine's load drifts. Writes benchmarks/results/llm_overhead.json:
 
 - tokens_per_s_ratio: completion tokens per second, routed / direct (target >= 0.95)
 - ttft_added_p50_ms, ttft_added_p99_ms: time to first content token, routed minus direct,
@@ -35,7 +35,8 @@ PROMPTS = [
     "Describe how parcel tracking works.",
     "List two reasons an app might crash on start.",
 ]
-PHASES = {1: 12, 8: 32}  # concurrent clients -> requests
+PHASES = {1: 12, 8: 32}  # concurrent clients -> requests, in ROUNDS rounds a side
+ROUNDS = 4
 RESULTS = Path(__file__).parent / "results" / "llm_overhead.json"
 
 WORKFLOW = {
@@ -113,6 +114,14 @@ async def _phase(client, make_kwargs, clients: int, requests: int) -> dict:
             "tokens_per_s": tokens / wall, "ttft_ms": [t * 1000 for t in ttfts]}
 
 
+def _merge(parts: list[dict]) -> dict:
+    """One side's rounds of a phase, as one."""
+    tokens, wall = sum(p["tokens"] for p in parts), sum(p["wall_s"] for p in parts)
+    return {"clients": parts[0]["clients"], "requests": sum(p["requests"] for p in parts), "tokens": tokens,
+            "cut_at_max_tokens": sum(p["cut_at_max_tokens"] for p in parts), "wall_s": wall,
+            "tokens_per_s": tokens / wall, "ttft_ms": [t for p in parts for t in p["ttft_ms"]], "rounds": len(parts)}
+
+
 async def _measure(direct_url: str, routed_url: str, token: str, template) -> dict:
     import openai
 
@@ -131,8 +140,12 @@ async def _measure(direct_url: str, routed_url: str, token: str, template) -> di
         await _one(direct, direct_kwargs("warm up"))
         await _one(routed, routed_kwargs("warm up"))
         for clients, requests in PHASES.items():
-            d = await _phase(direct, direct_kwargs, clients, requests)
-            r = await _phase(routed, routed_kwargs, clients, requests)
+            sides: dict[str, list[dict]] = {"direct": [], "routed": []}
+            for rnd in range(ROUNDS):  # interleaved, order alternating: the machine's load drifts
+                order = [("direct", direct, direct_kwargs), ("routed", routed, routed_kwargs)]
+                for name, client, make in (order if rnd % 2 == 0 else order[::-1]):
+                    sides[name].append(await _phase(client, make, clients, requests // ROUNDS))
+            d, r = _merge(sides["direct"]), _merge(sides["routed"])
             out["phases"].append({"direct": d, "routed": r})
             print(f"{clients} clients: direct {d['tokens_per_s']:.1f} tok/s, routed {r['tokens_per_s']:.1f} tok/s; "
                   f"TTFT p50 direct {statistics.median(d['ttft_ms']):.0f} ms, routed {statistics.median(r['ttft_ms']):.0f} ms")
