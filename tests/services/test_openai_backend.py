@@ -139,3 +139,65 @@ def test_no_logprobs_means_an_undecided_confidence():
 
     result = asyncio.run(_backend(handler).run(_request()))
     assert result.answer == {"label": "bug"} and result.confidence == 0.5 and result.cost == 0.0
+
+
+def _sse(pieces: list[tuple[str, float]], usage=(40, 6), finish="stop") -> bytes:
+    """A streamed completion as vLLM sends it: one chunk per token with its log-probability."""
+    chunks = [{"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]}]
+    chunks += [{"choices": [{"index": 0, "delta": {"content": t}, "finish_reason": None,
+                             "logprobs": {"content": [{"token": t, "logprob": lp}]}}]} for t, lp in pieces]
+    chunks.append({"choices": [{"index": 0, "delta": {}, "finish_reason": finish}]})
+    chunks.append({"choices": [], "usage": {"prompt_tokens": usage[0], "completion_tokens": usage[1]}})
+    return "".join(f"data: {json.dumps(c)}\n\n" for c in chunks).encode() + b"data: [DONE]\n\n"
+
+
+PIECES = [('{"', -0.01), ("label", -0.01), ('":', -0.01), (' "', -0.01), ("ref", -0.2), ("und", -0.05), ('"}', -0.3)]
+
+
+def _streamed_request(deltas: list[str]) -> AgentRequest:
+    request = _request()
+    request.on_delta = deltas.append
+    return request
+
+
+def test_a_streamed_answer_passes_each_piece_on_and_keeps_confidence_and_usage():
+    seen, deltas = [], []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(json.loads(request.content))
+        return httpx.Response(200, content=_sse(PIECES), headers={"content-type": "text/event-stream"})
+
+    result = asyncio.run(_backend(handler, price=Price(input_per_mtok=1.0, output_per_mtok=2.0))
+                         .run(_streamed_request(deltas)))
+    assert deltas == [t for t, _ in PIECES]
+    assert seen[0]["stream"] is True and seen[0]["stream_options"] == {"include_usage": True}
+    assert result.answer == {"label": "refund"}
+    assert math.isclose(result.confidence, math.exp(-0.25))
+    assert (result.tokens_in, result.tokens_out) == (40, 6)
+    assert math.isclose(result.cost, (40 * 1.0 + 6 * 2.0) / 1e6)
+
+
+def test_a_stream_is_retried_only_before_it_starts():
+    statuses = iter([503, 200])
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        status = next(statuses)
+        return httpx.Response(status, content=_sse(PIECES) if status == 200 else b"busy")
+
+    deltas: list[str] = []
+    assert asyncio.run(_backend(handler).run(_streamed_request(deltas))).answer == {"label": "refund"}
+    assert "".join(deltas) == '{"label": "refund"}'  # once, not twice
+
+
+def test_a_streamed_answer_cut_at_max_tokens_or_an_error_chunk_is_an_agent_error():
+    def cut(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=_sse(PIECES[:5], finish="length"))
+
+    with pytest.raises(AgentError, match="cut at max_tokens"):
+        asyncio.run(_backend(cut).run(_streamed_request([])))
+
+    def error(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, content=b'data: {"error": {"message": "engine died"}}\n\n')
+
+    with pytest.raises(AgentError, match="engine died"):
+        asyncio.run(_backend(error).run(_streamed_request([])))

@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Awaitable, Callable, TypeVar
 
 import httpx
 
@@ -24,6 +25,25 @@ from flywheel.workflows.agent_io import AgentError, AgentRequest, AgentResult
 RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 NO_SIGNAL_CONFIDENCE = 0.5
 """Confidence reported when the server returns no log-probabilities: undecided."""
+T = TypeVar("T")
+
+
+class _Retry(Exception):
+    """A 429 or 5xx answer: worth another try (after the server's Retry-After, if it gave one)."""
+
+    def __init__(self, message: str, retry_after: str | None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+@dataclass(slots=True)
+class _Reply:
+    """What a completion (whole or streamed) comes to: text, why it ended, token log-probs, usage."""
+
+    content: str
+    finish: str | None
+    tokens: list[dict[str, Any]]
+    usage: dict[str, Any]
 
 
 class OpenAIBackend(AgentBackend):
@@ -76,26 +96,25 @@ class OpenAIBackend(AgentBackend):
         return body
 
     async def run(self, request: AgentRequest) -> AgentResult:
+        """The answer; streamed from the server (each piece to `request.on_delta`) when it has one."""
         started = time.perf_counter()
-        data = await self._post(self.body(request))
+        body = self.body(request)
+        if request.on_delta is not None:
+            body |= {"stream": True, "stream_options": {"include_usage": True}}
+            reply = await self._retrying(lambda: self._stream(body, request.on_delta))
+        else:
+            reply = self._reply(await self._retrying(lambda: self._post(body)))
         latency = time.perf_counter() - started
-        try:
-            choice = data["choices"][0]
-            content = choice["message"]["content"] or ""
-        except (KeyError, IndexError, TypeError):
-            raise AgentError(f"{self.base_url}: model {self.model!r} sent no choice: {str(data)[:200]}") from None
-        if choice.get("finish_reason") == "length" and request.output_schema is not None:
+        if reply.finish == "length" and request.output_schema is not None:
             raise AgentError(
                 f"{self.base_url}: model {self.model!r}: the answer was cut at max_tokens "
                 f"({request.max_tokens or self.default_max_tokens}): raise the step's max_tokens "
                 "or lower its output fields' max_length"
             )
-        answer = self._answer(content, request)
-        tokens = ((choice.get("logprobs") or {}).get("content")) or []
-        confidence = confidence_of(tokens, content, request.decisive, request.output_schema)
-        usage = data.get("usage") or {}
-        tokens_in = int(usage.get("prompt_tokens", 0))
-        tokens_out = int(usage.get("completion_tokens", len(tokens)))
+        answer = self._answer(reply.content, request)
+        confidence = confidence_of(reply.tokens, reply.content, request.decisive, request.output_schema)
+        tokens_in = int(reply.usage.get("prompt_tokens", 0))
+        tokens_out = int(reply.usage.get("completion_tokens", len(reply.tokens)))
         return AgentResult(
             answer=answer,
             confidence=NO_SIGNAL_CONFIDENCE if confidence is None else confidence,
@@ -105,6 +124,15 @@ class OpenAIBackend(AgentBackend):
             latency_s=latency,
             model=self.model,
         )
+
+    def _reply(self, data: dict[str, Any]) -> _Reply:
+        try:
+            choice = data["choices"][0]
+            content = choice["message"]["content"] or ""
+        except (KeyError, IndexError, TypeError):
+            raise AgentError(f"{self.base_url}: model {self.model!r} sent no choice: {str(data)[:200]}") from None
+        tokens = ((choice.get("logprobs") or {}).get("content")) or []
+        return _Reply(content, choice.get("finish_reason"), tokens, data.get("usage") or {})
 
     def _answer(self, content: str, request: AgentRequest) -> dict[str, Any]:
         if request.output_schema is None:
@@ -117,31 +145,73 @@ class OpenAIBackend(AgentBackend):
             raise AgentError(f"{self.base_url}: model {self.model!r} answered {type(answer).__name__}, not an object")
         return answer
 
-    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+    async def _retrying(self, call: Callable[[], Awaitable[T]]) -> T:
+        """`call()`, tried again with backoff while the server is unreachable, times out or says
+        429/5xx (_Retry) before answering; other errors end it."""
         last, retry_after = "", None
         for attempt in range(self.max_retries + 1):
             if attempt:
                 await asyncio.sleep(self._delay(attempt, retry_after))
                 retry_after = None
             try:
-                r = await self._client.post("/chat/completions", json=body)
+                return await call()
             except httpx.TimeoutException as e:
                 last = f"timed out ({type(e).__name__})"
-                continue
             except httpx.TransportError as e:
                 last = f"cannot reach the server: {e!r}"
-                continue
-            if r.status_code in RETRY_STATUS:
-                last = f"HTTP {r.status_code}: {r.text[:200]}"
-                retry_after = r.headers.get("retry-after")
-                continue
-            if r.status_code >= 400:
-                raise AgentError(f"{self.base_url}: model {self.model!r}: HTTP {r.status_code}: {r.text[:300]}")
-            return r.json()
+            except _Retry as e:
+                last, retry_after = str(e), e.retry_after
         raise AgentError(
             f"OpenAI-compatible server {self.base_url} (model {self.model!r}) failed after "
             f"{self.max_retries + 1} tries: {last}"
         )
+
+    def _check(self, r: httpx.Response) -> None:
+        if r.status_code in RETRY_STATUS:
+            raise _Retry(f"HTTP {r.status_code}: {r.text[:200]}", r.headers.get("retry-after"))
+        if r.status_code >= 400:
+            raise AgentError(f"{self.base_url}: model {self.model!r}: HTTP {r.status_code}: {r.text[:300]}")
+
+    async def _post(self, body: dict[str, Any]) -> dict[str, Any]:
+        r = await self._client.post("/chat/completions", json=body)
+        self._check(r)
+        return r.json()
+
+    async def _stream(self, body: dict[str, Any], on_delta: Callable[[str], None]) -> _Reply:
+        """A streamed completion (server-sent chunks), each content piece passed on as it comes.
+        Once a piece is passed on, a broken stream is an AgentError (never retried)."""
+        async with self._client.stream("POST", "/chat/completions", json=body) as r:
+            if r.status_code >= 400:
+                await r.aread()
+                self._check(r)
+            reply = _Reply("", None, [], {})
+            parts: list[str] = []
+            try:
+                async for line in r.aiter_lines():
+                    if not line.startswith("data:"):
+                        continue
+                    data = line[5:].strip()
+                    if data == "[DONE]":
+                        break
+                    chunk = json.loads(data)
+                    if "error" in chunk:
+                        raise AgentError(f"{self.base_url}: model {self.model!r}: {str(chunk['error'])[:300]}")
+                    reply.usage = chunk.get("usage") or reply.usage
+                    for choice in chunk.get("choices") or []:
+                        text = (choice.get("delta") or {}).get("content")
+                        if text:
+                            parts.append(text)
+                            on_delta(text)
+                        reply.tokens.extend(((choice.get("logprobs") or {}).get("content")) or [])
+                        reply.finish = choice.get("finish_reason") or reply.finish
+            except json.JSONDecodeError as e:
+                raise AgentError(f"{self.base_url}: model {self.model!r} streamed no JSON chunk: {e}") from None
+            except httpx.HTTPError as e:
+                if parts:
+                    raise AgentError(f"{self.base_url}: model {self.model!r}: the stream broke: {e!r}") from None
+                raise
+        reply.content = "".join(parts)
+        return reply
 
     def _delay(self, attempt: int, hint: str | None) -> float:
         """Exponential backoff, or the server's Retry-After (seconds, at most 30) when longer."""

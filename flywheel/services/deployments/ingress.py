@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from typing import Any
 
@@ -40,6 +41,8 @@ class ServeAgents:
         handle = self._handles.get(agent)
         if handle is None:
             return await self._inline(agent, request)
+        if request.on_delta is not None:  # a callback does not cross processes: the answer comes whole
+            request = dataclasses.replace(request, on_delta=None)
         result = await handle.run.remote(request)
         if isinstance(result, dict):
             raise AgentError(result.get("error", "agent failed"))

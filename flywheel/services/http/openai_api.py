@@ -9,18 +9,18 @@ outcomes can be posted for it by the run id; the decision comes back in headers:
 
 - ``x-flywheel-run-id``, ``x-flywheel-arm``, ``x-flywheel-propensity``,
   ``x-flywheel-version`` (the learned config that decided) and ``x-flywheel-status``
-  (completed, or waiting when the answer waits at a human checkpoint).
+  (completed, or waiting when the answer waits at a human checkpoint; running on a
+  streamed chat, whose headers go out before the model answers).
 
-The completion's content is the run's answer as JSON. With ``stream: true`` the answer
-comes as server-sent chunks once the run has decided it (the workflow's gate needs the
-whole answer before it can pass it on), then ``data: [DONE]``.
+The completion's content is the run's answer as JSON. With ``stream: true`` the chosen
+model's tokens come as server-sent chunks as it generates them (openai_stream.py), the
+headers as soon as the router has decided; the gate's verdict comes in the last chunk.
 """
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Any, AsyncIterator, Literal
+from typing import Any, Literal
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse, StreamingResponse
@@ -29,11 +29,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from flywheel.ledger.records import RunRecord
 from flywheel.services.http.auth import require
 from flywheel.services.http.errors import AUTHED, responses
+from flywheel.services.http.openai_stream import Completion, LiveRun, decision_headers, failure
 from flywheel.services.runtime import InvalidInput, Runtime, UnknownWorkflow
 
 MODEL_PREFIX = "flywheel:"
 AUTO = "auto"
-HEADER_PREFIX = "x-flywheel-"
 
 
 class _In(BaseModel):
@@ -138,24 +138,53 @@ def openai_router(default_workflow: str | None = None) -> APIRouter:
         metadata = dict(body.metadata)
         if body.user:
             metadata.setdefault("user", body.user)
+        model = MODEL_PREFIX + workflow
+        if body.stream:
+            return await _streamed(rt, workflow, data, metadata, model, body)
         try:
             run = await rt.start_run(workflow, data, metadata)
         except InvalidInput as e:
-            return _error(422, f"{body.model}: input: {e}", "flywheel.input", "invalid_input")
-        headers = decision_headers(run)
+            return _invalid(body, e)
         if run.status == "failed":
-            failed = _error(502, _failure(run), None, "agent_failed")
-            failed.headers.update(headers)
-            return failed
-        completion = Completion.of(run, MODEL_PREFIX + workflow)
-        if body.stream:
-            usage = bool(body.stream_options and body.stream_options.include_usage)
-            return StreamingResponse(
-                completion.chunks(usage), media_type="text/event-stream", headers=headers
-            )
-        return JSONResponse(content=completion.body(), headers=headers)
+            return _failed(run)
+        return JSONResponse(content=Completion(run, model).body(run), headers=decision_headers(run))
 
     return router
+
+
+async def _streamed(rt: Runtime, workflow: str, data: dict[str, Any], metadata: dict[str, str], model: str,
+                    body: ChatCompletionRequest):
+    """A streamed chat: the response starts once the run is decided and its first piece (or its
+    end) is there, with the decision in its headers; the model's text follows as it comes."""
+    live = LiveRun(rt, workflow, data, metadata)
+    event = await live.next()
+    run, headers = event[1] if event[0] == "decided" else (None, {})
+    if run is not None:
+        event = await live.next()
+    if event[0] == "end":
+        error = live.task.exception()
+        if isinstance(error, InvalidInput):
+            return _invalid(body, error)
+        if error is not None:
+            raise error
+        run = live.task.result()
+        if run.status == "failed":
+            return _failed(run)
+        headers = headers or decision_headers(run)
+    assert run is not None
+    usage = bool(body.stream_options and body.stream_options.include_usage)
+    return StreamingResponse(live.stream(Completion(run, model), event, usage), media_type="text/event-stream",
+                             headers=headers)
+
+
+def _invalid(body: ChatCompletionRequest, e: InvalidInput) -> JSONResponse:
+    return _error(422, f"{body.model}: input: {e}", "flywheel.input", "invalid_input")
+
+
+def _failed(run: RunRecord) -> JSONResponse:
+    failed = _error(502, failure(run), None, "agent_failed")
+    failed.headers.update(decision_headers(run))
+    return failed
 
 
 def _error(status: int, message: str, param: str | None, code: str) -> JSONResponse:
@@ -181,73 +210,3 @@ def _workflow_of(model: str, rt: Runtime, default: str | None) -> str:
 def _prompt_of(messages: list[ChatMessage]) -> str:
     users = [m for m in messages if m.role == "user"]
     return (users[-1] if users else messages[-1]).text()
-
-
-def _failure(run: RunRecord) -> str:
-    errors = [s.output.get("error") for s in run.steps if s.status == "failed"]
-    return f"run {run.run_id} failed: {errors[-1] if errors else 'no answer'}"
-
-
-def decision_headers(run: RunRecord) -> dict[str, str]:
-    """The routing decision of a run, as response headers."""
-    headers = {f"{HEADER_PREFIX}run-id": run.run_id, f"{HEADER_PREFIX}status": run.status,
-               f"{HEADER_PREFIX}version": run.config_version}
-    if run.decision is not None:
-        headers[f"{HEADER_PREFIX}arm"] = run.decision.arm
-        headers[f"{HEADER_PREFIX}propensity"] = repr(run.decision.propensity)
-    return headers
-
-
-class Completion:
-    """A finished run as an OpenAI chat completion (whole or as stream chunks)."""
-
-    def __init__(self, run_id: str, model: str, content: str, tokens_in: int, tokens_out: int, created: int):
-        self.id = f"chatcmpl-{run_id}"
-        self.model = model
-        self.content = content
-        self.usage = {"prompt_tokens": tokens_in, "completion_tokens": tokens_out,
-                      "total_tokens": tokens_in + tokens_out}
-        self.created = created
-
-    @classmethod
-    def of(cls, run: RunRecord, model: str) -> "Completion":
-        agent = next((s.output for s in run.steps if s.kind == "agent" and s.status == "done"), {})
-        return cls(
-            run.run_id,
-            model,
-            json.dumps(run.answer, separators=(",", ":")) if run.answer is not None else "",
-            int(agent.get("tokens_in", 0)),
-            int(agent.get("tokens_out", 0)),
-            int(run.created_at),
-        )
-
-    def body(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": self.content},
-                         "finish_reason": "stop", "logprobs": None}],
-            "usage": self.usage,
-        }
-
-    def _chunk(self, choices: list[dict[str, Any]], usage: dict[str, int] | None = None) -> str:
-        body: dict[str, Any] = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                                "model": self.model, "choices": choices}
-        if usage is not None:
-            body["usage"] = usage
-        return f"data: {json.dumps(body, separators=(',', ':'))}\n\n"
-
-    def _delta(self, delta: dict[str, Any], finish: str | None = None) -> str:
-        return self._chunk([{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}])
-
-    async def chunks(self, include_usage: bool, size: int = 64) -> AsyncIterator[str]:
-        """Server-sent events: the role, the content in pieces, the finish, the usage if asked, [DONE]."""
-        yield self._delta({"role": "assistant", "content": ""})
-        for i in range(0, len(self.content), size):
-            yield self._delta({"content": self.content[i:i + size]})
-        yield self._delta({}, "stop")
-        if include_usage:
-            yield self._chunk([], self.usage)
-        yield "data: [DONE]\n\n"

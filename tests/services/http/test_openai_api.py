@@ -132,6 +132,11 @@ def test_streaming_gives_the_same_kind_of_answer_and_usage(client):
     assert isinstance(json.loads(text), dict)
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert chunks[-1].usage is not None and chunks[-1].usage.total_tokens > 0
+    # the headers come before the run ends; the run's outcome (gate included) with the finish
+    assert headers["x-flywheel-status"] == "running"
+    final = [c for c in chunks if c.choices][-1].model_extra["flywheel"]
+    assert final["run_id"] == headers["x-flywheel-run-id"] and final["status"] in {"completed", "waiting"}
+    assert final["gate"]["passed"] == (final["status"] == "completed")
 
 
 def test_auto_runs_the_default_workflow(client):
