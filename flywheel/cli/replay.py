@@ -92,4 +92,10 @@ def render(result: dict[str, Any]) -> Any:
         b, f = bandit.get(w), full.get(w)
         points.add_row(fmt(w), fmt(b and b["cost"]), fmt(b and b["quality"]), fmt(b and b["explored"], 2),
                        fmt(f and f["cost"]), fmt(f and f["quality"]))
-    return Group(head, models, points)
+    ece = Table(title="calibration: ECE of predicted quality per arm, chosen decisions (bandit | full)")
+    for col in ("model", "bandit", "full"):
+        ece.add_column(col, justify="right" if col != "model" else "left")
+    eb, ef = result.get("ece_per_arm", {}), result.get("full_feedback", {}).get("ece_per_arm", {})
+    for m in result["models"]:
+        ece.add_row(m, fmt(eb.get(m)), fmt(ef.get(m)))
+    return Group(head, models, points, ece)

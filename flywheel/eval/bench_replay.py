@@ -23,12 +23,13 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from flywheel.eval import router_metrics as rm
+from flywheel.eval.calibration import ece_per_arm
 from flywheel.learners.features import HashedFeaturizer, SentenceEmbedder, embeddings_available
 from flywheel.learners.base import described
 from flywheel.learners.laplace import Laplace
@@ -74,6 +75,7 @@ class ReplayPoint:
     explored: float  # share of decisions that were not the policy's best arm
     seconds: float
     halves: tuple[Outcome, ...] = ()  # the same figures on each half of the stream
+    ece: dict[str, float | None] = field(default_factory=dict)  # per arm: predicted quality vs outcome
 
 
 def featurize_table(
@@ -137,6 +139,7 @@ class _Replay:
                               **self.bandit)
         q, c = self.learn_q, self.table.costs
         chosen = np.empty(len(self.order), dtype=np.int64)
+        predicted = np.empty(len(self.order))  # the chosen arm's predicted quality, before its outcome
         explored = 0
         full = feedback == "full"
         for k, i in enumerate(self.order.tolist()):
@@ -144,6 +147,7 @@ class _Replay:
             choice = bandit.decide_featurized(f, key=str(k))
             j = index[choice.arm]
             chosen[k] = j
+            predicted[k] = bandit.predict_featurized(f)[j]
             explored += choice.scores[choice.arm] < max(choice.scores.values())
             if full:
                 for jj, m in enumerate(models):
@@ -159,6 +163,7 @@ class _Replay:
             explored=explored / len(self.order),
             seconds=time.perf_counter() - t0,
             halves=tuple(_outcome(self.table, self.order[part], chosen[part]) for part in halves(len(self.order))),
+            ece=ece_per_arm(models, [models[j] for j in chosen.tolist()], predicted, q[self.order, chosen]),
         )
 
 
@@ -322,7 +327,8 @@ def run_bench(
         t1 = time.perf_counter()
         points = sweep(replay, fb, grid, workers, (lambda d, n, fb=fb: progress(fb, d, n)) if progress else None)
         figures = {**score(table, points), "halves": score_halves(table, points, replay.order),
-                   "points": [asdict(p) for p in points], "passes": len(points), "seconds": time.perf_counter() - t1}
+                   "points": [asdict(p) for p in points], "passes": len(points), "seconds": time.perf_counter() - t1,
+                   **calibration(points)}
         if fb == "bandit":
             out.update(figures)
         else:
@@ -331,6 +337,12 @@ def run_bench(
         out["served"] = _served_figures(replay, served, out.get("points", []))
     out["wall_seconds"] = time.perf_counter() - t0
     return out
+
+
+def calibration(points: Sequence[ReplayPoint], weight: float = SERVED_WEIGHT) -> dict[str, Any]:
+    """The ECE per arm of the pass nearest `weight` (every pass has its own under `points`)."""
+    p = min(points, key=lambda p: abs(p.cost_weight - weight))
+    return {"ece_per_arm": p.ece, "ece_cost_weight": p.cost_weight}
 
 
 def _served_figures(replay: _Replay, weight: float, points: list[dict[str, Any]]) -> dict[str, Any]:
@@ -369,6 +381,10 @@ def render(result: dict[str, Any]) -> str:
         if fig and fig.get("halves"):
             lines.append(f"  {name} {keys[0]} by half of the stream: " + ", ".join(
                 f"{'first' if h == 0 else 'second'} {_f(half[keys[0]])}" for h, half in enumerate(fig["halves"])))
+    for name, fig in (("bandit", result), ("full", result.get("full_feedback"))):
+        if fig and fig.get("ece_per_arm"):
+            lines.append(f"  {name} ECE of predicted quality per arm (cost weight {fig['ece_cost_weight']:g}): "
+                         + ", ".join(f"{a} {_f(v)}" for a, v in fig["ece_per_arm"].items()))
     sv = result.get("served")
     if sv:
         ip = sv["in_process"]

@@ -287,3 +287,14 @@ def test_ucb_needs_the_laplace_solver() -> None:
         LinearBandit(["a", "b"], ucb=0.5)
     with pytest.raises(ValueError, match="solver"):
         LinearBandit(["a", "b"], solver="sgd")  # a name is not a solver: pass AdaGrad() or Laplace()
+
+
+def test_every_pass_reports_the_calibration_of_its_predicted_quality(tmp_path: Path) -> None:
+    result = _run(_two_model_table(tmp_path / "toy.csv"), grid=(0.0, 0.12))
+    for fig in (result, result["full_feedback"]):
+        assert set(fig["ece_per_arm"]) == {"weak", "strong"} and fig["ece_cost_weight"] == 0.12
+        assert all(p["ece"] and set(p["ece"]) == {"weak", "strong"} for p in fig["points"])
+    free = next(p for p in result["points"] if p["cost_weight"] == 0.0)
+    # a learned logistic model on this table: its chosen arm's predictions are close to the outcomes
+    assert 0.0 < free["ece"]["strong"] < 0.15
+    assert "ECE of predicted quality per arm" in br.render(result)
