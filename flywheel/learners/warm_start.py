@@ -57,14 +57,14 @@ def fit_wide(learner: WorkflowLearner, xs: Sequence[dict[str, Any]], models: Seq
     bandit = learner.bandit
     feats = [bandit.featurize(x) for x in xs]
     split = n - max(1, int(HOLDOUT * n))
-    _learn_rows(bandit, feats[:split], names, q[:split], c[:split])
+    learn_wide_rows(bandit, feats[:split], names, q[:split], c[:split])
     obj = learner.spec.objective
     r = np.array([[reward(obj, quality=float(q[i, j]), cost=float(c[i, j]), latency_s=0.0)
                    for j in range(len(names))] for i in range(split, n)])
     pi = np.array([[learner.probability(xs[i], a) for a in names] for i in range(split, n)])
     value = (pi * r).sum(axis=1)
     best = int(np.argmax(r.mean(axis=0)))
-    _learn_rows(bandit, feats[split:], names, q[split:], c[split:])
+    learn_wide_rows(bandit, feats[split:], names, q[split:], c[split:])
     mean, se = _mean_se(value)
     gain, gain_se = _mean_se(value - r[:, best])
     return {
@@ -82,7 +82,7 @@ def fit_wide(learner: WorkflowLearner, xs: Sequence[dict[str, Any]], models: Seq
     }
 
 
-def _learn_rows(bandit: Any, feats: list, names: list[str], q: np.ndarray, c: np.ndarray) -> None:
+def learn_wide_rows(bandit: Any, feats: list, names: list[str], q: np.ndarray, c: np.ndarray) -> None:
     """Every (row, model) outcome, BATCH at a time."""
     m = len(names)
     pairs = [(i, j) for i in range(len(feats)) for j in range(m)]

@@ -299,3 +299,16 @@ def test_every_pass_reports_the_calibration_of_its_predicted_quality(tmp_path: P
     # a learned logistic model on this table: its chosen arm's predictions are close to the outcomes
     assert 0.0 < free["ece"]["strong"] < 0.15
     assert "ECE of predicted quality per arm" in br.render(result)
+
+
+def test_a_warm_start_learns_the_first_fraction_and_is_measured_on_the_rest(tmp_path: Path) -> None:
+    path = _two_model_table(tmp_path / "toy.csv")
+    cold = _run(path, feedback=("bandit",), grid=(0.1, 0.3))
+    warm = _run(path, feedback=("bandit",), grid=(0.1, 0.3), warm_start=0.25)
+    assert (warm["warm_start_rows"], warm["n_measured"]) == (150, 450) and "served" not in warm
+    assert sum(h["prompts"] for h in warm["halves"]) == 450
+    # the router starts knowing which prompts need the strong model: its first half is far better
+    assert warm["halves"][0]["apgr"] > cold["halves"][0]["apgr"] + 0.05
+    assert "warm start on 150" in br.render(warm)
+    with pytest.raises(ValueError, match="warm_start"):
+        _run(path, feedback=("bandit",), grid=(0.1,), warm_start=1.0)
