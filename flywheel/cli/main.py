@@ -196,8 +196,11 @@ _register_tune()
 def _register_warm_start() -> None:
     from flywheel.cli.warm import export, learn
 
+    from flywheel.cli.explain import runs_explain
+
     app.command("learn")(learn)
     app.command("export")(export)
+    runs_app.command("explain")(runs_explain)
 
 
 _register_warm_start()
