@@ -48,6 +48,7 @@ def _row(r: dict[str, Any]) -> dict[str, Any]:
         "human_share": r["human_share"],
         "unattended_error_vs_target": errors,
         "versions_judged": r["served"]["versions_judged"],
+        "ece_per_arm": r.get("calibration", {}),
         "runs_per_s": r["runs_per_s"],
         "wall_s": r["wall_s"],
     }
@@ -68,6 +69,9 @@ def _print(rows: list[dict[str, Any]]) -> None:
         versions = sum(r["versions_judged"].values())
         print(f"{r['scenario']:<14}{r['regret']:>9.1f}{r['static_regret']:>9.1f}{ratio:>7}{rec:>10}"
               f"{r['human_share']:>7.3f}{versions:>9}{r['runs_per_s']:>8.0f}  {errs}")
+        for wf, per_arm in r["ece_per_arm"].items():
+            print(f"{'':<14}ECE of predicted quality, {wf}: "
+                  + ", ".join(f"{a} {'-' if v is None else f'{v:.3f}'}" for a, v in per_arm.items()))
 
 
 def _over_seeds(results: list[dict[str, Any]], seeds: list[int]) -> dict[str, dict[str, Any]]:

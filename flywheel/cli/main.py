@@ -193,6 +193,19 @@ def _register_tune() -> None:
 _register_tune()
 
 
+def _register_warm_start() -> None:
+    from flywheel.cli.warm import export, learn
+
+    from flywheel.cli.explain import runs_explain
+
+    app.command("learn")(learn)
+    app.command("export")(export)
+    runs_app.command("explain")(runs_explain)
+
+
+_register_warm_start()
+
+
 def main() -> None:
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")

@@ -23,6 +23,8 @@ def replay(
     features: str = typer.Option("auto", help="auto (embeddings if the `embeddings` extra is installed), embeddings or hashed."),
     full: bool = typer.Option(True, "--full/--no-full", help="Also run the full-feedback variant."),
     workers: int = typer.Option(2, help="Passes run side by side in this many processes."),
+    warm_start: float = typer.Option(0.0, "--warm-start", help="Learn this fraction of the shuffled stream first, "
+                                     "with every model's outcome; measure on the rest."),
 ) -> None:
     """Stream the table through the learning router (progressive validation, bandit feedback) over a sweep of cost weights."""
     from rich.console import Console
@@ -51,7 +53,8 @@ def replay(
             progress.update(tasks[fb], completed=done, total=total)
 
         try:
-            result = run_bench(table, seed=seed, features=features, feedback=feedback, workers=workers, progress=tick)
+            result = run_bench(table, seed=seed, features=features, feedback=feedback, workers=workers, progress=tick,
+                               warm_start=warm_start)
         except ValueError as e:
             typer.secho(str(e), fg="red", err=True)
             raise typer.Exit(2) from None
@@ -69,8 +72,10 @@ def render(result: dict[str, Any]) -> Any:
 
     two = len(result["models"]) == 2
     keys = ["apgr", "cpt50", "cpt80"] if two else ["aiq", "cost_to_95pct_best_frac", "quality_at_tenth_cost"]
+    warm = (f", warm start on {result['warm_start_rows']}, measured on {result['n_measured']}"
+            if result.get("warm_start") else "")
     head = Table(title=f"{Path(result['table']).name}: {result['n_prompts']} prompts, seed {result['seed']}, "
-                       f"{result['features']}, {result['wall_seconds']:.0f} s")
+                       f"{result['features']}{warm}, {result['wall_seconds']:.0f} s")
     head.add_column("feedback")
     for k in keys + [f"{keys[0]}, 1st half", f"{keys[0]}, 2nd half", "passes", "seconds"]:
         head.add_column(k, justify="right")
@@ -92,4 +97,10 @@ def render(result: dict[str, Any]) -> Any:
         b, f = bandit.get(w), full.get(w)
         points.add_row(fmt(w), fmt(b and b["cost"]), fmt(b and b["quality"]), fmt(b and b["explored"], 2),
                        fmt(f and f["cost"]), fmt(f and f["quality"]))
-    return Group(head, models, points)
+    ece = Table(title="calibration: ECE of predicted quality per arm, chosen decisions (bandit | full)")
+    for col in ("model", "bandit", "full"):
+        ece.add_column(col, justify="right" if col != "model" else "left")
+    eb, ef = result.get("ece_per_arm", {}), result.get("full_feedback", {}).get("ece_per_arm", {})
+    for m in result["models"]:
+        ece.add_row(m, fmt(eb.get(m)), fmt(ef.get(m)))
+    return Group(head, models, points, ece)

@@ -84,6 +84,8 @@ def render(result: dict[str, Any]) -> Any:
         ("unattended error rate", fmt(result["unattended_error_rate"])),
         ("versions judged (served path)", ", ".join(f"{k} {v}" for k, v in result["served"]["versions_judged"].items())),
         ("runs/s (served path)", fmt(result["runs_per_s"], 1)),
+        *((f"ECE of predicted quality, {wf}", ", ".join(f"{a} {fmt(v)}" for a, v in per_arm.items()))
+          for wf, per_arm in result.get("calibration", {}).items()),
     ):
         head.add_row(name, value)
     per = Table()

@@ -23,15 +23,17 @@ from __future__ import annotations
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from flywheel.eval import router_metrics as rm
+from flywheel.eval.calibration import ece_per_arm
 from flywheel.learners.features import HashedFeaturizer, SentenceEmbedder, embeddings_available
 from flywheel.learners.base import described
 from flywheel.learners.laplace import Laplace
+from flywheel.learners.warm_start import learn_wide_rows
 from flywheel.learners.linear_bandit import Featurized, LinearBandit
 from flywheel.eval.routerbench import RouterBenchTable
 from flywheel.eval.served_replay import SERVED_WEIGHT, served_pass
@@ -74,6 +76,7 @@ class ReplayPoint:
     explored: float  # share of decisions that were not the policy's best arm
     seconds: float
     halves: tuple[Outcome, ...] = ()  # the same figures on each half of the stream
+    ece: dict[str, float | None] = field(default_factory=dict)  # per arm: predicted quality vs outcome
 
 
 def featurize_table(
@@ -115,13 +118,17 @@ class _Replay:
     """What every pass shares (built once; worker processes get it by fork)."""
 
     def __init__(self, table: RouterBenchTable, featurizer: HashedFeaturizer, feats: list[Featurized],
-                 seed: int, bandit: dict[str, Any]):
+                 seed: int, bandit: dict[str, Any], warm_start: float = 0.0):
         self.table = table
         self.featurizer = featurizer
         self.feats = feats
         self.seed = seed
         self.bandit = bandit
-        self.order = np.random.default_rng(seed).permutation(table.n_prompts)
+        if not 0.0 <= warm_start < 1.0:
+            raise ValueError(f"warm_start: {warm_start!r} is not a fraction in [0, 1)")
+        order = np.random.default_rng(seed).permutation(table.n_prompts)
+        # a warm start learns the first fraction with full information; the rest is the stream measured
+        self.warm_rows, self.order = np.split(order, [int(warm_start * table.n_prompts)])
         self.learn_q = _learning_scores(table)
         self.scale = max(float(table.costs.mean(axis=0).max()), 1e-12)
 
@@ -136,7 +143,11 @@ class _Replay:
         bandit = LinearBandit(models, self.featurizer, cost_weight=cost_weight / self.scale, seed=self.seed,
                               **self.bandit)
         q, c = self.learn_q, self.table.costs
+        if len(self.warm_rows):
+            w = self.warm_rows
+            learn_wide_rows(bandit, [self.feats[i] for i in w], models, q[w], c[w])
         chosen = np.empty(len(self.order), dtype=np.int64)
+        predicted = np.empty(len(self.order))  # the chosen arm's predicted quality, before its outcome
         explored = 0
         full = feedback == "full"
         for k, i in enumerate(self.order.tolist()):
@@ -144,6 +155,7 @@ class _Replay:
             choice = bandit.decide_featurized(f, key=str(k))
             j = index[choice.arm]
             chosen[k] = j
+            predicted[k] = bandit.predict_featurized(f)[j]
             explored += choice.scores[choice.arm] < max(choice.scores.values())
             if full:
                 for jj, m in enumerate(models):
@@ -159,6 +171,7 @@ class _Replay:
             explored=explored / len(self.order),
             seconds=time.perf_counter() - t0,
             halves=tuple(_outcome(self.table, self.order[part], chosen[part]) for part in halves(len(self.order))),
+            ece=ece_per_arm(models, [models[j] for j in chosen.tolist()], predicted, q[self.order, chosen]),
         )
 
 
@@ -287,6 +300,7 @@ def run_bench(
     workers: int | None = None,
     progress: Callable[[str, int, int], None] | None = None,
     served: float | None = SERVED_WEIGHT,
+    warm_start: float = 0.0,
 ) -> dict[str, Any]:
     """The benchmark of one table; a JSON-ready dict.
 
@@ -297,13 +311,15 @@ def run_bench(
     router learning, then learned); wall_seconds is the whole run's, featurization included.
     `progress(feedback, done, total)` is called after each pass. `served`: the cost weight
     of one bandit-feedback pass through the served path (flywheel.eval.served_replay), under
-    `served` beside the in-process pass at that weight; None: no such pass.
+    `served` beside the in-process pass at that weight; None: no such pass. `warm_start`: the
+    first fraction of the shuffled stream is learned first with full information (every
+    model's outcome, flywheel.learners.warm_start) and the figures are on the rest (no served pass).
     """
     t0 = time.perf_counter()
     fz, feats, used = featurize_table(table, features, featurizer_args)
     t_feat = time.perf_counter() - t0
     config = {**BANDIT, **(bandit or {})}
-    replay = _Replay(table, fz, feats, seed, config)
+    replay = _Replay(table, fz, feats, seed, config, warm_start)
     workers = workers if workers is not None else min(2, os.cpu_count() or 1)
     mq, mc = table.mean_quality(), table.mean_cost()
     out: dict[str, Any] = {
@@ -315,22 +331,33 @@ def run_bench(
         "features": used,
         "bandit": described(config),
         "featurize_seconds": t_feat,
+        "warm_start": warm_start,
+        "warm_start_rows": len(replay.warm_rows),
+        "n_measured": len(replay.order),
     }
     for fb in feedback:
         if fb not in ("bandit", "full"):
             raise ValueError(f"feedback: {fb!r} is not 'bandit' or 'full'")
         t1 = time.perf_counter()
         points = sweep(replay, fb, grid, workers, (lambda d, n, fb=fb: progress(fb, d, n)) if progress else None)
-        figures = {**score(table, points), "halves": score_halves(table, points, replay.order),
-                   "points": [asdict(p) for p in points], "passes": len(points), "seconds": time.perf_counter() - t1}
+        measured = replay.order if warm_start else slice(None)  # the models' means on the prompts measured
+        figures = {**_figures(table, points, measured), "halves": score_halves(table, points, replay.order),
+                   "points": [asdict(p) for p in points], "passes": len(points), "seconds": time.perf_counter() - t1,
+                   **calibration(points)}
         if fb == "bandit":
             out.update(figures)
         else:
             out["full_feedback"] = figures
-    if served is not None:
+    if served is not None and not warm_start:
         out["served"] = _served_figures(replay, served, out.get("points", []))
     out["wall_seconds"] = time.perf_counter() - t0
     return out
+
+
+def calibration(points: Sequence[ReplayPoint], weight: float = SERVED_WEIGHT) -> dict[str, Any]:
+    """The ECE per arm of the pass nearest `weight` (every pass has its own under `points`)."""
+    p = min(points, key=lambda p: abs(p.cost_weight - weight))
+    return {"ece_per_arm": p.ece, "ece_cost_weight": p.cost_weight}
 
 
 def _served_figures(replay: _Replay, weight: float, points: list[dict[str, Any]]) -> dict[str, Any]:
@@ -357,7 +384,9 @@ def render(result: dict[str, Any]) -> str:
     """A plain-text table of one result: the headline figures, then the points."""
     two = "apgr" in result or "apgr" in result.get("full_feedback", {})
     keys = ["apgr", "cpt50", "cpt80"] if two else ["aiq", "cost_to_95pct_best_frac", "quality_at_tenth_cost"]
-    lines = [f"{result['table']}: {result['n_prompts']} prompts, seed {result['seed']}, {result['features']}"]
+    lines = [f"{result['table']}: {result['n_prompts']} prompts, seed {result['seed']}, {result['features']}"
+             + (f"; warm start on {result['warm_start_rows']}, measured on the other {result['n_measured']}"
+                if result.get("warm_start") else "")]
     for m, v in result["models"].items():
         lines.append(f"  model {m}: quality {v['quality']:.3f}, cost {v['cost']:.4g}")
     lines.append(f"  {'feedback':<10}" + "".join(f"{k:>26}" for k in keys) + f"{'passes':>8}{'seconds':>9}")
@@ -369,6 +398,10 @@ def render(result: dict[str, Any]) -> str:
         if fig and fig.get("halves"):
             lines.append(f"  {name} {keys[0]} by half of the stream: " + ", ".join(
                 f"{'first' if h == 0 else 'second'} {_f(half[keys[0]])}" for h, half in enumerate(fig["halves"])))
+    for name, fig in (("bandit", result), ("full", result.get("full_feedback"))):
+        if fig and fig.get("ece_per_arm"):
+            lines.append(f"  {name} ECE of predicted quality per arm (cost weight {fig['ece_cost_weight']:g}): "
+                         + ", ".join(f"{a} {_f(v)}" for a, v in fig["ece_per_arm"].items()))
     sv = result.get("served")
     if sv:
         ip = sv["in_process"]

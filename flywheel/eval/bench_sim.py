@@ -71,6 +71,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, Callable
 
+from flywheel.eval.calibration import ece_per_arm
 from flywheel.eval.served import ServedLoop, SimClock
 from flywheel.eval.sim_summary import effective_params, summarize
 from flywheel.ledger.records import OutcomeEvent, RunRecord
@@ -209,6 +210,7 @@ class _ServedSim:
             wf: {g: [] for g in s.gates} for wf, s in specs.items()
         }
         self.counts = Counter()  # duplicates, human verdicts, failures reported, outcomes stored
+        self.calib: dict[str, list[tuple[str, float, float]]] = {wf: [] for wf in specs}  # (arm, predicted, got)
 
     async def run(self, served: ServedLoop, window: int, tolerance: float,
                   progress: Callable[[int], None] | None,
@@ -256,6 +258,7 @@ class _ServedSim:
         run = await served.start(run_id, wf, req.input, {TICK_KEY: str(t)})
         assert run.decision is not None
         arm = run.decision.arm
+        predicted = served.loop.learners[wf].bandit.predict_one(run.decision.features).get(arm)
         expected = {a: self.oracle_model.of(a, wf, req.input, t, obj) for a in arms}
         best = max(arms, key=expected.__getitem__)
         tot["system"] += expected[arm]
@@ -275,6 +278,8 @@ class _ServedSim:
         tot["r:system"] += realized[arm][0]
         tot["r:oracle"] += realized[best][0]
         resp = realized[arm][1]
+        if predicted is not None:  # the learner's predicted quality of the arm, then what it got
+            self.calib[wf].append((arm, predicted, 0.0 if resp is None else resp.score))
         if resp is None or run.status == "failed":
             # The service stores a failed run's outcome with the run (ServedLoop.store, as the runtime does).
             self.gate_stats[wf]["failed"] += 1
@@ -336,6 +341,8 @@ class _ServedSim:
                 "publish_every_outcomes": served.loop.publish_every_outcomes,
                 "publish_every_s": served.loop.publish_every_s,
             },
+            calibration={wf: ece_per_arm(self.arms[wf], *zip(*rows)) if rows else {}
+                         for wf, rows in self.calib.items()},
             learner_params=effective_params(next(iter(learners.values()))),
             runs_per_s=round(n_runs / max(wall, 1e-9), 1),  # the runs alone, setup left out
         )

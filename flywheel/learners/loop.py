@@ -75,6 +75,12 @@ def refused_event(workflow: str, j: OutcomeJoin, reason: str) -> LearningEvent:
     )
 
 
+def _restorable(tags: dict[str, str]) -> bool:
+    """A registry version whose learner state the loop continues from: its own, or a live warm start."""
+    by = tags.get("proposed_by")
+    return by == "learner" or (by == "warm_start" and tags.get("status") in ("auto", "approved"))
+
+
 class LearningLoop:
     """One WorkflowLearner per workflow, fed from the ledger, publishing to the registry."""
 
@@ -120,12 +126,15 @@ class LearningLoop:
 
         The newest state is the newest version this loop proposed, whatever review
         made of it: one still waiting in the ledger's outbox, else the newest in
-        the registry. Returns the registry version (or -outbox id) loaded, or None.
+        the registry; or a newer warm start (`flywheel learn --from`) that went live
+        (status auto or approved), whose position 0 replays this ledger on top of it.
+        Returns the registry version (or -outbox id) loaded, or None.
         With nothing to load (or MLflow unreachable) the learner starts fresh and
         replays the ledger from the start, which ends in the same state.
         """
         loaded: dict[str, int | None] = {}
-        waiting = {v.workflow: v for v in self.ledger.unpublished_versions(limit=10**6) if v.learner_state}
+        waiting = {v.workflow: v for v in self.ledger.unpublished_versions(limit=10**6)
+                   if v.learner_state and v.proposed_by == "learner"}
         for name in self.specs:
             loaded[name] = None
             if name in waiting:
@@ -137,7 +146,7 @@ class LearningLoop:
             if self.registry is None:
                 continue
             try:
-                ours = [v.number for v in self.registry.versions(name) if v.tags.get("proposed_by") == "learner"]
+                ours = [v.number for v in self.registry.versions(name) if _restorable(v.tags)]
                 newest = self.registry.version(name, ours[-1]) if ours else None
             except Exception as e:  # MLflow down: start fresh; replaying the ledger ends the same
                 log.warning("%s: registry unreachable (%s); learning again from the ledger", name, e)

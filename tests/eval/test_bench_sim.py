@@ -99,3 +99,11 @@ def test_the_oracles_expected_reward_matches_the_environments_average(workflow: 
     with pytest.raises(ModelUnavailable):
         env.respond("frontier", workflow, request.input, 0)
     assert expected.of("frontier", workflow, request.input, 0, spec.objective) == 0.0
+
+
+def test_the_calibration_of_predicted_quality_is_reported_per_arm(short: dict) -> None:
+    cal = short["calibration"]
+    assert set(cal) == set(short["workflows"])
+    for wf, per_arm in cal.items():
+        scored = [v for v in per_arm.values() if v is not None]
+        assert scored and all(0.0 <= v < 0.5 for v in scored), (wf, per_arm)

@@ -133,3 +133,51 @@ def test_a_run_without_trace_context_starts_a_trace():
 def test_rejection_reasons_become_few_label_values():
     assert reason_kind("unknown run_id 'abc123'") == "unknown_run_id"
     assert reason_kind("quality: 1.5 is outside 0..1") == "quality"
+
+
+def _learned(runtime):
+    """A bandit version of WF that learned 'parcel' tickets need the strong arm (what a champion applies)."""
+    from flywheel.learners.state import dumps_policy
+    from flywheel.learners.workflow_learner import WorkflowLearner
+    from flywheel.registry.learned_config import LearnedConfig, RoutingConfig, state_sha
+
+    spec = runtime.specs[WF]
+    learner = WorkflowLearner(spec, seed=0)
+    rng = __import__("random").Random(0)
+    for i in range(600):
+        parcel = i % 2 == 0
+        x = {**{k: TICKET[k] for k in spec.features.fields}, "prompt": "my parcel never arrived" if parcel else "hi"}
+        arm = rng.choice(spec.arms)
+        good = arm == "strong" if parcel else arm == "fast"
+        learner.bandit.learn_one(x, arm, float(rng.random() < (0.9 if good else 0.3)), 0.001, 0.1)
+    state = dumps_policy(learner.policy())
+    config = LearnedConfig(workflow=WF, thresholds=spec.gates, cost_weight=spec.objective.cost_weight,
+                           routing=RoutingConfig(kind="bandit", weights={a: 0.0 for a in spec.arms},
+                                                 state_sha=state_sha(state)), prompts=spec.prompts)
+    return config, state
+
+
+def test_the_trace_explains_why_the_router_chose(world):
+    client, h = world
+    runtime = client.app.state.holder._runtime
+    before = runtime.configs.learned(WF)
+    static = client.post(f"/v1/workflows/{WF}/runs", headers=h["service"], json={"input": TICKET}).json()
+    if "@static-" in before.version:  # a static config: no learned router to explain
+        assert client.get(f"/v1/runs/{static['run_id']}/trace", headers=h["mlops"]).json()["explanation"] is None
+    runtime.configs.apply(*_learned(runtime))
+    try:
+        run = client.post(f"/v1/workflows/{WF}/runs", headers=h["service"], json={"input": TICKET}).json()
+        t = client.get(f"/v1/runs/{run['run_id']}/trace", headers=h["mlops"]).json()
+    finally:
+        if before.routing.kind == "softmax":  # a learned champion's state comes back with the next sync
+            runtime.configs.apply(before)
+    ex = t["explanation"]
+    assert ex["arm"] == t["arm"] and set(ex["arms"]) == set(t["scores"])
+    assert ex["runner_up"] in t["scores"] and ex["runner_up"] != t["arm"]
+    assert ex["exact"] and ex["state_version"] == t["config_version"]
+    # recomputed from the logged features with the state that decided: the logged scores
+    assert all(abs(ex["arms"][a]["score"] - s) < 1e-9 for a, s in t["scores"].items())
+    assert any(c["feature"].startswith("prompt:") for c in ex["contributions"])
+    from flywheel.cli.explain import render
+
+    assert f"over {ex['runner_up']}: score" in render(run["run_id"], t["config_version"], ex)

@@ -1,7 +1,8 @@
 """Windows on a running service: `GET /metrics` (Prometheus text, local server) and
 `GET /v1/runs/{run_id}/trace`, a run's decision trace: what the router saw, every arm's
-score, the propensity, the gate, the policy's checks on the version that decided, the agent
-call and the outcomes."""
+score, the propensity, why it chose (flywheel.learners.explain, computed here from the
+logged features and the live version's state, not on the decision's path), the gate, the
+policy's checks on the version that decided, the agent call and the outcomes."""
 
 from __future__ import annotations
 
@@ -64,6 +65,27 @@ class RunTrace(_Out):
     policy: PolicyTrace | None = Field(description="The version's policy checks (None without a registry).")
     steps: list[StepBrief] = Field(description="The steps executed, in order.")
     outcomes: list[dict[str, Any]] = Field(description="Outcomes received, with their rewards.")
+    explanation: dict[str, Any] | None = Field(
+        default=None,
+        description="Why it chose: each arm's score in parts (quality, its sd, cost, latency), the runner-up, "
+                    "the chosen arm's lead and the features that decided it (weight x value, chosen vs "
+                    "runner-up); `state_version` is the version whose state explains it and `exact` whether "
+                    "that is the version that decided. None: no learned router decided (a static config).")
+
+
+def explanation(rt: Runtime, workflow: str, decision: Any, config_version: str) -> dict[str, Any] | None:
+    """Why the decision chose, from its logged features and the live version's bandit (None: none)."""
+    from flywheel.learners.explain import explain
+
+    try:
+        live = rt.configs.live(workflow)
+    except KeyError:
+        return None
+    bandit = getattr(live.policy, "bandit", None)
+    if decision is None or bandit is None or decision.arm not in bandit.arms:
+        return None
+    return {**explain(bandit, decision.features, decision.arm), "state_version": live.version,
+            "exact": live.version == config_version}
 
 
 async def _runtime(request: Request) -> Runtime:
@@ -119,6 +141,7 @@ def observe_router() -> APIRouter:
                              ended_at=s.ended_at) for s in run.steps],
             outcomes=[{"event_id": o.event_id, "success": o.success, "quality": o.quality, "reward": o.reward,
                        "source": o.source, "received_at": o.received_at} for o in view.outcomes],
+            explanation=explanation(rt, run.workflow, d, run.config_version),
         )
 
     return router
